@@ -1,0 +1,415 @@
+//! The allocation front: C semantics and dispatch, with the two fast paths.
+//!
+//! `malloc` of up to 1 KiB and `free` of a block the calling thread owns are the fast
+//! paths; everything else (first call of a thread, empty free list, other size ranges,
+//! alignment, frees of other threads' blocks, big and large blocks, misuse) goes
+//! through the `#[cold]` slow paths below, which the fast paths tail-call.
+//!
+//! Where requests go:
+//! - up to 128 KiB (`MAX_CLASS_SIZE`) and below the mmap threshold: a size class,
+//!   from the thread heap (thread_heap.rs);
+//! - above that but below the threshold (a raised M_MMAP_THRESHOLD, or M_MMAP_MAX
+//!   reached): a "big" block, whole pages from an arena (arena.rs);
+//! - at or above the threshold: a mapping of its own (large.rs), or a big block if
+//!   mmap fails, as glibc falls back to its heap.
+//!
+//! glibc's contracts, kept here: malloc(0) returns a unique pointer; free(NULL) does
+//! nothing; realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and returns NULL;
+//! impossible sizes and calloc/reallocarray overflow give NULL with errno ENOMEM;
+//! free and the fast paths leave errno alone.
+
+use core::ptr;
+
+use crate::large;
+use crate::options;
+use crate::os::{self, PAGE_SHIFT, PAGE_SIZE};
+use crate::pagemap;
+use crate::size_class::{aligned_class, class_of, MAX_CLASS_SIZE, SMALL_CLASS, SMALL_LOOKUP_MAX};
+use crate::span::{Block, Kind, Span};
+use crate::thread_heap::{self, ThreadHeap};
+use crate::tls;
+
+/// The alignment every block has without asking.
+pub const MIN_ALIGN: usize = 16;
+
+/// Sizes beyond this cannot be satisfied (glibc: more than PTRDIFF_MAX).
+const MAX_REQUEST: usize = isize::MAX as usize - 2 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------
+// The fast paths
+// ---------------------------------------------------------------------------------
+
+/// `malloc`. Fast path: one table lookup for the class, one TLS load, pop the head of
+/// the current span's free list (about 15 instructions, no lock, no atomic).
+#[inline(always)]
+pub unsafe fn malloc(size: usize) -> *mut u8 {
+    if size <= SMALL_LOOKUP_MAX {
+        // SAFETY: (size + 15) >> 4 <= SMALL_LOOKUP_MAX / 16 is in the table; the TLS heap
+        // is always valid (EMPTY_HEAP at worst, whose current spans are EMPTY_SPAN),
+        // and the current span belongs to this thread, so nobody else touches `free`.
+        unsafe {
+            let class = *SMALL_CLASS.get_unchecked((size + 15) >> 4) as usize;
+            let heap = tls::heap();
+            let span = (&(*heap).current)[class];
+            let block = (*span).free;
+            if !block.is_null() {
+                (*span).free = (*block).next;
+                (*span).used += 1;
+                return block.cast();
+            }
+        }
+    }
+    // SAFETY: no preconditions.
+    unsafe { malloc_slow(size) }
+}
+
+/// `free`. Fast path: page-map lookup, compare the span's owner with the thread
+/// pointer, push onto the span's free list (about 20 instructions, no lock, no atomic).
+#[inline(always)]
+pub unsafe fn free(p: *mut u8) {
+    let span = pagemap::lookup(p as usize);
+    // SAFETY: a non-null page-map entry is a live span record. When its owner is the
+    // calling thread, only this thread touches its free list and counts.
+    unsafe {
+        if !span.is_null() && (*span).owner_tp == tls::thread_pointer() {
+            let b = p.cast::<Block>();
+            (*b).next = (*span).free;
+            (*span).free = b;
+            (*span).used -= 1;
+            if (*span).used > 0 {
+                return;
+            }
+            return free_settle(span);
+        }
+        free_slow(p, span)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Slow paths
+// ---------------------------------------------------------------------------------
+
+#[cold]
+#[inline(never)]
+unsafe fn free_settle(span: *mut Span) {
+    // SAFETY: the fast path found `span` owned by this thread, so its heap is ours.
+    unsafe { (*(*span).heap).settle(span) }
+}
+
+#[cold]
+#[inline(never)]
+pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
+    // SAFETY: allocation has no preconditions.
+    unsafe { alloc_or_enomem(size, MIN_ALIGN) }
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two); sets ENOMEM on failure.
+unsafe fn alloc_or_enomem(size: usize, align: usize) -> *mut u8 {
+    let p = if size > MAX_REQUEST || align > MAX_REQUEST / 2 {
+        ptr::null_mut()
+    } else {
+        let heap = thread_heap::acquire();
+        if heap.is_null() {
+            ptr::null_mut()
+        } else {
+            // SAFETY: `heap` is the calling thread's (or the locked shared) heap.
+            let p = unsafe { alloc_in(&mut *heap, size, align) };
+            thread_heap::release(heap);
+            p
+        }
+    };
+    if p.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    p
+}
+
+/// Where a request goes (see the module doc).
+unsafe fn alloc_in(heap: &mut ThreadHeap, size: usize, align: usize) -> *mut u8 {
+    heap.sync_options();
+    let opts = options::get();
+    let wants_mmap = size >= opts.mmap_threshold && large::mmap_allowed();
+    if !wants_mmap {
+        let class = if align <= MIN_ALIGN {
+            (size <= MAX_CLASS_SIZE).then(|| class_of(size))
+        } else {
+            aligned_class(size, align)
+        };
+        if let Some(class) = class {
+            return heap.alloc_small(class);
+        }
+        return big_alloc(heap, size, align).0;
+    }
+    let p = large::alloc(size, align.max(PAGE_SIZE));
+    if !p.is_null() {
+        return p;
+    }
+    big_alloc(heap, size, align).0
+}
+
+/// A big block: whole pages from the heap's arena. Returns it and whether its memory
+/// is known to be zero.
+fn big_alloc(heap: &mut ThreadHeap, size: usize, align: usize) -> (*mut u8, bool) {
+    let pages = os::page_round_up(size) >> PAGE_SHIFT;
+    let arena = heap.arena;
+    // SAFETY: arenas are static.
+    let mut a = unsafe { (*arena).lock() };
+    let s = a.alloc_run(arena, pages, align.max(PAGE_SIZE));
+    if s.is_null() {
+        return (ptr::null_mut(), false);
+    }
+    a.big_count += 1;
+    a.big_bytes += pages * PAGE_SIZE;
+    // SAFETY: a fresh run of this arena, referenced by nothing else yet.
+    unsafe {
+        (*s).kind = Kind::Big;
+        (*s).arena_gen = a.generation;
+        let zeroed = (*s).zeroed;
+        let start = (*s).start;
+        drop(a);
+        if !pagemap::set(start, s) {
+            let mut a = (*arena).lock();
+            a.big_count -= 1;
+            a.big_bytes -= pages * PAGE_SIZE;
+            a.release_run(s, arena);
+            return (ptr::null_mut(), false);
+        }
+        (start as *mut u8, zeroed)
+    }
+}
+
+unsafe fn big_free(s: *mut Span) {
+    // SAFETY: `s` is a live big span whose block is being freed.
+    unsafe {
+        let arena = (*s).arena;
+        let mut a = (*arena).lock();
+        pagemap::set((*s).start, ptr::null_mut());
+        if (*s).arena_gen != a.generation {
+            return; // arena reset in a fork child: leave the pages alone
+        }
+        a.big_count -= 1;
+        a.big_bytes -= (*s).bytes();
+        (*s).zeroed = false;
+        (*s).decommitted = false;
+        a.release_run(s, arena);
+    }
+}
+
+/// The span of block `p`, checked: `p` must be exactly a block oxmalloc handed out.
+/// Anything else ends the process with a message naming `what` (glibc aborts too).
+unsafe fn owning_span(p: *mut u8, what: &str) -> *mut Span {
+    let span = pagemap::lookup(p as usize);
+    if span.is_null() {
+        os::fatal(what, p as usize);
+    }
+    // SAFETY: page-map entries are live records.
+    let ok = unsafe {
+        match (*span).kind {
+            Kind::Small => (*span).is_block_start(p as usize),
+            Kind::Big | Kind::Large => (*span).start == p as usize,
+            Kind::FreeRun => false,
+        }
+    };
+    if !ok {
+        os::fatal(what, p as usize);
+    }
+    span
+}
+
+#[cold]
+#[inline(never)]
+pub unsafe fn free_slow(p: *mut u8, span: *mut Span) {
+    if p.is_null() {
+        return;
+    }
+    let saved = os::errno();
+    let _ = span;
+    // SAFETY: owning_span validated `p` against its span.
+    unsafe {
+        let span = owning_span(p, "free(): invalid pointer");
+        match (*span).kind {
+            Kind::Small => {
+                let tp = tls::thread_pointer();
+                let owner = (*span).owner_tp;
+                if owner & !1 == tp && owner != 0 {
+                    // Our own span while our heap is in slow mode.
+                    (*(*span).heap).free_local(span, p.cast());
+                } else {
+                    thread_heap::free_remote(span, p.cast());
+                }
+            }
+            Kind::Big => big_free(span),
+            Kind::Large => large::free(span),
+            Kind::FreeRun => {}
+        }
+    }
+    os::set_errno(saved);
+}
+
+/// The usable size of a block (its class size, or its pages).
+unsafe fn usable(span: *mut Span) -> usize {
+    // SAFETY: `span` is a live record of a block in use.
+    unsafe {
+        match (*span).kind {
+            Kind::Small => (*span).block_size as usize,
+            Kind::Big => (*span).bytes(),
+            Kind::Large => (*span).map_size,
+            Kind::FreeRun => 0,
+        }
+    }
+}
+
+pub unsafe fn malloc_usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: validated by owning_span.
+    unsafe { usable(owning_span(p, "malloc_usable_size(): invalid pointer")) }
+}
+
+pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
+    let Some(total) = n.checked_mul(size) else {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // SAFETY: allocation has no preconditions; the block has at least `total` bytes.
+    unsafe {
+        let p = malloc(total);
+        if !p.is_null() && !known_zero(p) {
+            ptr::write_bytes(p, 0, total);
+        }
+        p
+    }
+}
+
+/// Is the (just allocated) block at `p` known to read as zero already? True for fresh
+/// mappings and for big blocks carved from never-used or decommitted pages.
+unsafe fn known_zero(p: *mut u8) -> bool {
+    let s = pagemap::lookup(p as usize);
+    // SAFETY: `p` was just handed out, so its span is live.
+    unsafe { !s.is_null() && matches!((*s).kind, Kind::Large | Kind::Big) && (*s).zeroed && (*s).start == p as usize }
+}
+
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if p.is_null() {
+        // SAFETY: plain allocation.
+        return unsafe { malloc(size) };
+    }
+    if size == 0 {
+        // SAFETY: `p` is the caller's block; glibc frees it and returns NULL.
+        unsafe { free(p) };
+        return ptr::null_mut();
+    }
+    // SAFETY: `p` is validated by owning_span; copies stay within both blocks.
+    unsafe {
+        let span = owning_span(p, "realloc(): invalid pointer");
+        let old = usable(span);
+        match (*span).kind {
+            Kind::Small | Kind::Big => {
+                // Keep the block when the new size fits and doesn't waste over half of it.
+                if size <= old && (size >= old / 2 || old <= MIN_ALIGN * 2) {
+                    return p;
+                }
+            }
+            Kind::Large => {
+                if size >= options::get().mmap_threshold || size > MAX_CLASS_SIZE {
+                    if size > MAX_REQUEST {
+                        os::set_errno(libc::ENOMEM);
+                        return ptr::null_mut();
+                    }
+                    let q = large::realloc(span, size);
+                    if !q.is_null() {
+                        return q;
+                    }
+                }
+            }
+            Kind::FreeRun => {}
+        }
+        let q = malloc(size);
+        if q.is_null() {
+            return q;
+        }
+        ptr::copy_nonoverlapping(p, q, old.min(size));
+        free(p);
+        q
+    }
+}
+
+pub unsafe fn reallocarray(p: *mut u8, n: usize, size: usize) -> *mut u8 {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded contract.
+        Some(total) => unsafe { realloc(p, total) },
+        None => {
+            os::set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `size` bytes aligned to `align`, which must be a power of two.
+pub unsafe fn aligned(align: usize, size: usize) -> *mut u8 {
+    if align <= MIN_ALIGN {
+        // SAFETY: plain allocation.
+        return unsafe { malloc(size) };
+    }
+    // SAFETY: allocation has no preconditions.
+    unsafe { alloc_or_enomem(size, align) }
+}
+
+/// glibc's memalign (and aligned_alloc, its alias in glibc 2.36): an alignment that is
+/// not a power of two is rounded up to one; one beyond half the address space is EINVAL.
+pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
+    if align > usize::MAX / 2 + 1 {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded.
+    unsafe { aligned(align.max(1).next_power_of_two(), size) }
+}
+
+pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let saved = os::errno();
+    // SAFETY: forwarded; `out` is the caller's pointer slot.
+    unsafe {
+        let p = aligned(align, size);
+        os::set_errno(saved);
+        if p.is_null() {
+            return libc::ENOMEM;
+        }
+        *out = p;
+    }
+    0
+}
+
+pub unsafe fn valloc(size: usize) -> *mut u8 {
+    // SAFETY: forwarded.
+    unsafe { aligned(PAGE_SIZE, size) }
+}
+
+pub unsafe fn pvalloc(size: usize) -> *mut u8 {
+    let Some(rounded) = size.checked_add(PAGE_SIZE - 1) else {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // SAFETY: forwarded.
+    unsafe { aligned(PAGE_SIZE, (rounded & !(PAGE_SIZE - 1)).max(PAGE_SIZE)) }
+}
+
+/// Is `p` a block oxmalloc handed out (and not yet freed to the page level)?
+pub fn owns(p: *const u8) -> bool {
+    let span = pagemap::lookup(p as usize);
+    if span.is_null() {
+        return false;
+    }
+    // SAFETY: page-map entries are live records.
+    unsafe {
+        match (*span).kind {
+            Kind::Small => (*span).is_block_start(p as usize),
+            Kind::Big | Kind::Large => (*span).start == p as usize,
+            Kind::FreeRun => false,
+        }
+    }
+}

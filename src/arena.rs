@@ -1,0 +1,636 @@
+//! Arenas: the shared page heaps that thread heaps take spans from.
+//!
+//! An arena owns regions of address space and keeps their free pages as runs, binned
+//! by length and merged with free neighbours. Arena 0 grows with the program break
+//! (`brk`), like glibc's main arena; when the break cannot move (a mapping above it,
+//! RLIMIT_DATA, valgrind's cap) it falls back to mmapped regions, as the other arenas
+//! always do. The number of arenas is bounded by the CPUs the process may use and by
+//! `M_ARENA_MAX` (options.rs); thread heaps are spread over them round-robin.
+//!
+//! The break is shared with the rest of the process. Arena 0 remembers where it left
+//! the break; if `sbrk(0)` says otherwise, someone else moved it, and the memory above
+//! our region is theirs: the next growth starts a new region, and the top is only
+//! lowered while the break is still exactly where we left it. Which pages are ours is
+//! known from the regions and the page map, never from "is it below the break".
+//!
+//! Free space at the top of the brk heap beyond `M_TRIM_THRESHOLD` is returned by
+//! lowering the break (keeping `M_TOP_PAD`); an mmapped region that becomes entirely
+//! free is unmapped (one spare is kept per arena); `malloc_trim` decommits the free
+//! runs inside the heap with `MADV_DONTNEED`.
+//!
+//! Everything in `ArenaInner` is guarded by the arena's lock.
+
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::options;
+use crate::os::{self, PAGE_SHIFT, PAGE_SIZE};
+use crate::pagemap;
+use crate::size_class::{PerClass, NUM_CLASSES};
+use crate::span::{self, Kind, Pool, Span, SpanList};
+use crate::sync::{Mutex, MutexGuard};
+
+pub const MAX_ARENAS: usize = 64;
+
+/// Free runs of `i` pages live in bin `i` for `i < RUN_BINS - 1`; longer ones share the last.
+const RUN_BINS: usize = 128;
+
+/// The smallest mmapped region an arena maps at a time.
+const MIN_MMAP_REGION: usize = 4 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    Brk,
+    Mmap,
+}
+
+/// A contiguous piece of address space an arena got from the OS in one go (the brk
+/// heap grows and shrinks at its end).
+pub struct Region {
+    pub start: usize,
+    pub end: usize,
+    pub kind: RegionKind,
+    pub next: *mut Region,
+}
+
+static REGION_POOL: Mutex<Pool> = Mutex::new(Pool::new(core::mem::size_of::<Region>()));
+
+pub struct ArenaInner {
+    bins: [SpanList; RUN_BINS],
+    /// Bit i set iff bins[i] is non-empty.
+    nonempty: u128,
+    /// Small spans whose thread exited, with free blocks / without.
+    pub orphans: PerClass<SpanList>,
+    pub orphans_full: PerClass<SpanList>,
+    pub regions: *mut Region,
+    /// The region at the break (arena 0 only), and whether brk may still be tried.
+    brk_region: *mut Region,
+    brk_usable: bool,
+    /// A fully free mmapped region kept instead of unmapped, to avoid map/unmap churn.
+    spare: *mut Region,
+    /// Bytes of address space in regions (the heap's "arena" in mallinfo terms).
+    pub region_bytes: usize,
+    /// Bytes in free runs, and how many of those are decommitted (not resident).
+    pub free_bytes: usize,
+    pub decommitted_bytes: usize,
+    pub free_runs: usize,
+    /// Big blocks handed out (count and bytes).
+    pub big_count: usize,
+    pub big_bytes: usize,
+    /// Bytes in small spans, and the bytes of blocks handed out from orphaned spans.
+    pub small_span_bytes: usize,
+    /// Bumped by fork() in the child when this arena was caught mid-update: spans
+    /// carved before then are not given back to it.
+    pub generation: u32,
+    /// This arena's slot in ARENAS.
+    index: usize,
+}
+
+// SAFETY: raw pointers inside are only followed under the arena lock.
+unsafe impl Send for ArenaInner {}
+
+pub struct Arena {
+    pub index: usize,
+    pub inner: Mutex<ArenaInner>,
+}
+
+impl ArenaInner {
+    const fn new() -> Self {
+        ArenaInner {
+            bins: [const { SpanList::new() }; RUN_BINS],
+            nonempty: 0,
+            orphans: PerClass([const { SpanList::new() }; NUM_CLASSES]),
+            orphans_full: PerClass([const { SpanList::new() }; NUM_CLASSES]),
+            regions: ptr::null_mut(),
+            brk_region: ptr::null_mut(),
+            brk_usable: false,
+            spare: ptr::null_mut(),
+            region_bytes: 0,
+            free_bytes: 0,
+            decommitted_bytes: 0,
+            free_runs: 0,
+            big_count: 0,
+            big_bytes: 0,
+            small_span_bytes: 0,
+            generation: 0,
+            index: 0,
+        }
+    }
+}
+
+pub static ARENAS: [Arena; MAX_ARENAS] = {
+    let mut a = [const { Arena::new(0) }; MAX_ARENAS];
+    let mut i = 1;
+    while i < MAX_ARENAS {
+        a[i] = Arena::new(i);
+        i += 1;
+    }
+    a
+};
+
+impl Arena {
+    const fn new(index: usize) -> Arena {
+        let mut inner = ArenaInner::new();
+        inner.index = index;
+        inner.brk_usable = index == 0;
+        Arena { index, inner: Mutex::new(inner) }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, ArenaInner> {
+        self.inner.lock()
+    }
+
+    pub fn as_ptr(&self) -> *mut Arena {
+        self as *const Arena as *mut Arena
+    }
+}
+
+fn bin_of(pages: usize) -> usize {
+    pages.min(RUN_BINS - 1)
+}
+
+impl ArenaInner {
+    #[inline]
+    fn bin(&mut self, b: usize) -> &mut SpanList {
+        // RUN_BINS is a power of two and b < RUN_BINS: the mask only proves it.
+        &mut self.bins[b & (RUN_BINS - 1)]
+    }
+}
+
+impl ArenaInner {
+    /// Takes a run of `pages` pages (aligned to `align` bytes, a power of two ≥ a page),
+    /// growing the arena if needed. The span record comes back with `start`, `pages`,
+    /// `arena`, `region` and `zeroed` set and nothing mapped to it in the page map.
+    /// Null when out of memory.
+    pub fn alloc_run(&mut self, arena: *mut Arena, pages: usize, align: usize) -> *mut Span {
+        let extra = (align >> PAGE_SHIFT).saturating_sub(1);
+        let want = pages + extra;
+        let mut run = self.find_run(want);
+        if run.is_null() {
+            if !self.grow(want) {
+                return ptr::null_mut();
+            }
+            run = self.find_run(want);
+            if run.is_null() {
+                return ptr::null_mut();
+            }
+        }
+        // SAFETY: `run` is a free run of this arena, just unlinked by find_run.
+        unsafe {
+            let aligned = ((*run).start + align - 1) & !(align - 1);
+            let head_pages = (aligned - (*run).start) >> PAGE_SHIFT;
+            let taken = if head_pages > 0 {
+                let Some(t) = self.split_off_tail(run, (*run).pages - head_pages) else {
+                    self.insert_free_run(run);
+                    return ptr::null_mut();
+                };
+                self.insert_free_run(run);
+                t
+            } else {
+                run
+            };
+            if (*taken).pages > pages {
+                match self.split_off_tail(taken, (*taken).pages - pages) {
+                    Some(rest) => self.insert_free_run(rest),
+                    None => {
+                        self.insert_free_run(taken);
+                        return ptr::null_mut();
+                    }
+                }
+            }
+            (*taken).arena = arena;
+            (*taken).next = ptr::null_mut();
+            (*taken).prev = ptr::null_mut();
+            taken
+        }
+    }
+
+    /// Splits the last `tail_pages` pages of the (unlinked, unmapped) run `s` into a new
+    /// record. `None` when no record can be had.
+    unsafe fn split_off_tail(&mut self, s: *mut Span, tail_pages: usize) -> Option<*mut Span> {
+        let t = span::new_span();
+        if t.is_null() {
+            return None;
+        }
+        // SAFETY: `s` is a valid run owned by the caller; `t` is a fresh record.
+        unsafe {
+            (*s).pages -= tail_pages;
+            (*t).start = (*s).end_addr();
+            (*t).pages = tail_pages;
+            (*t).kind = Kind::FreeRun;
+            (*t).zeroed = (*s).zeroed;
+            (*t).decommitted = (*s).decommitted;
+            (*t).region = (*s).region;
+            (*t).arena = (*s).arena;
+        }
+        Some(t)
+    }
+
+    /// Unlinks and returns a free run of at least `pages` pages, or null.
+    fn find_run(&mut self, pages: usize) -> *mut Span {
+        let first = bin_of(pages);
+        let mut mask = self.nonempty & (!0u128 << first);
+        while mask != 0 {
+            let b = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if b < RUN_BINS - 1 {
+                let s = self.bin(b).head;
+                // SAFETY: `s` heads a free-run bin of this arena.
+                unsafe { self.remove_free_run(s) };
+                return s;
+            }
+            // The last bin mixes lengths: best fit, then the lowest address (keeping the
+            // top of the heap free so that it can be trimmed).
+            let mut best: *mut Span = ptr::null_mut();
+            self.bin(b).for_each(|s| {
+                // SAFETY: members of a bin are valid free runs.
+                unsafe {
+                    if (*s).pages >= pages
+                        && (best.is_null()
+                            || (*s).pages < (*best).pages
+                            || ((*s).pages == (*best).pages && (*s).start < (*best).start))
+                    {
+                        best = s;
+                    }
+                }
+            });
+            if !best.is_null() {
+                // SAFETY: `best` is in this bin.
+                unsafe { self.remove_free_run(best) };
+                return best;
+            }
+        }
+        ptr::null_mut()
+    }
+
+    /// Links `s` (kind FreeRun, unlinked) into its bin and maps its boundary pages.
+    unsafe fn insert_free_run(&mut self, s: *mut Span) {
+        // SAFETY: `s` is a valid free run record that no list holds.
+        unsafe {
+            (*s).kind = Kind::FreeRun;
+            (*s).owner_tp = 0;
+            let b = bin_of((*s).pages);
+            self.bin(b).push_front(s);
+            self.nonempty |= 1u128 << b;
+            pagemap::set((*s).start, s);
+            pagemap::set((*s).end_addr() - PAGE_SIZE, s);
+            self.free_bytes += (*s).bytes();
+            if (*s).decommitted {
+                self.decommitted_bytes += (*s).bytes();
+            }
+            self.free_runs += 1;
+        }
+    }
+
+    /// Unlinks a free run from its bin and unmaps its boundary pages.
+    unsafe fn remove_free_run(&mut self, s: *mut Span) {
+        // SAFETY: `s` is a free run in its bin.
+        unsafe {
+            let b = bin_of((*s).pages);
+            self.bin(b).remove(s);
+            if self.bin(b).is_empty() {
+                self.nonempty &= !(1u128 << b);
+            }
+            pagemap::set((*s).start, ptr::null_mut());
+            pagemap::set((*s).end_addr() - PAGE_SIZE, ptr::null_mut());
+            self.free_bytes -= (*s).bytes();
+            if (*s).decommitted {
+                self.decommitted_bytes -= (*s).bytes();
+            }
+            self.free_runs -= 1;
+        }
+    }
+
+    /// The free run that ends at `addr` or starts at `addr` in `region`, if any.
+    fn free_neighbour(&self, page_addr: usize, region: *mut Region, arena: *mut Arena) -> *mut Span {
+        let s = pagemap::lookup(page_addr);
+        if s.is_null() {
+            return s;
+        }
+        // SAFETY: page-map entries point at live span records.
+        unsafe {
+            if (*s).kind == Kind::FreeRun && (*s).region == region && (*s).arena == arena {
+                s
+            } else {
+                ptr::null_mut()
+            }
+        }
+    }
+
+    /// Gives the pages of `s` back to the arena: merges it with free neighbours, bins
+    /// it, and trims the top of the heap or a whole region if that frees enough.
+    /// The page map must no longer map any page of `s` except through `s` itself.
+    ///
+    /// # Safety
+    /// `s` is an unlinked span of this arena holding no live block.
+    pub unsafe fn release_run(&mut self, s: *mut Span, arena: *mut Arena) {
+        // SAFETY: `s` is ours and holds nothing live; neighbours come from the page map.
+        unsafe {
+            (*s).kind = Kind::FreeRun;
+            (*s).owner_tp = 0;
+            (*s).heap = ptr::null_mut();
+            let region = (*s).region;
+            if (*s).start > PAGE_SIZE {
+                let left = self.free_neighbour((*s).start - PAGE_SIZE, region, arena);
+                if !left.is_null() && (*left).end_addr() == (*s).start {
+                    self.remove_free_run(left);
+                    (*s).start = (*left).start;
+                    (*s).pages += (*left).pages;
+                    (*s).zeroed &= (*left).zeroed;
+                    (*s).decommitted &= (*left).decommitted;
+                    span::delete_span(left);
+                }
+            }
+            let right = self.free_neighbour((*s).end_addr(), region, arena);
+            if !right.is_null() && (*right).start == (*s).end_addr() {
+                self.remove_free_run(right);
+                (*s).pages += (*right).pages;
+                (*s).zeroed &= (*right).zeroed;
+                (*s).decommitted &= (*right).decommitted;
+                span::delete_span(right);
+            }
+            if self.try_trim_run(s) {
+                return;
+            }
+            self.insert_free_run(s);
+        }
+    }
+
+    /// If `s` (unlinked) reaches the top of the brk heap beyond the trim threshold,
+    /// lowers the break; if it covers a whole mmapped region, unmaps the region.
+    /// Returns true if `s` was used up (and deleted) in the process.
+    unsafe fn try_trim_run(&mut self, s: *mut Span) -> bool {
+        // SAFETY: `s` is a valid unlinked free run; regions are ours.
+        unsafe {
+            let region = (*s).region;
+            if region.is_null() {
+                return false;
+            }
+            let r = &mut *region;
+            if r.kind == RegionKind::Brk {
+                if region != self.brk_region || (*s).end_addr() != r.end {
+                    return false;
+                }
+                let opts = options::get();
+                if (*s).bytes() < opts.trim_threshold {
+                    return false;
+                }
+                let release = os::page_round_down((*s).bytes().saturating_sub(opts.top_pad));
+                if release == 0 || os::brk_now() != r.end {
+                    return false; // someone else's memory sits above ours now
+                }
+                if os::brk_move(-(release as isize)).is_none() {
+                    return false;
+                }
+                r.end -= release;
+                self.region_bytes -= release;
+                (*s).pages -= release >> PAGE_SHIFT;
+                if (*s).pages == 0 {
+                    span::delete_span(s);
+                    return true;
+                }
+                false
+            } else {
+                if (*s).start != r.start || (*s).end_addr() != r.end {
+                    return false;
+                }
+                // Keep one wholly free region mapped, to absorb alloc/free cycles.
+                if self.spare == region || self.spare.is_null() || !self.region_is_free(self.spare) {
+                    self.spare = region;
+                    return false;
+                }
+                self.unlink_region(region);
+                self.region_bytes -= r.end - r.start;
+                os::unmap(r.start as *mut u8, r.end - r.start);
+                REGION_POOL.lock().free(region.cast());
+                span::delete_span(s);
+                true
+            }
+        }
+    }
+
+    fn unlink_region(&mut self, region: *mut Region) {
+        let mut link: *mut *mut Region = &mut self.regions;
+        // SAFETY: walking our own region list.
+        unsafe {
+            while !(*link).is_null() {
+                if *link == region {
+                    *link = (*region).next;
+                    return;
+                }
+                link = &mut (**link).next;
+            }
+        }
+    }
+
+    fn new_region(&mut self, start: usize, end: usize, kind: RegionKind) -> *mut Region {
+        let r = REGION_POOL.lock().alloc().cast::<Region>();
+        if r.is_null() {
+            return r;
+        }
+        // SAFETY: a fresh zeroed record.
+        unsafe {
+            r.write(Region { start, end, kind, next: self.regions });
+        }
+        self.regions = r;
+        self.region_bytes += end - start;
+        r
+    }
+
+    /// Adds at least `pages` free pages to the arena. False when the OS says no.
+    fn grow(&mut self, pages: usize) -> bool {
+        let need = pages << PAGE_SHIFT;
+        let arena = self.self_ptr();
+        if self.brk_usable && self.grow_brk(need, arena) {
+            return true;
+        }
+        self.grow_mmap(need, arena)
+    }
+
+    /// Is all of `region` one free run?
+    fn region_is_free(&self, region: *mut Region) -> bool {
+        // SAFETY: `region` is one of ours; page-map entries point at live records.
+        unsafe {
+            let s = pagemap::lookup((*region).start);
+            !s.is_null() && (*s).kind == Kind::FreeRun && (*s).start == (*region).start && (*s).end_addr() == (*region).end
+        }
+    }
+
+    fn self_ptr(&self) -> *mut Arena {
+        ARENAS.get(self.index).unwrap_or(&ARENAS[0]).as_ptr()
+    }
+
+    fn grow_brk(&mut self, need: usize, arena: *mut Arena) -> bool {
+        let opts = options::get();
+        let size = os::page_round_up(need + opts.top_pad);
+        let cur = os::brk_now();
+        // SAFETY: brk_region, when set, is one of our regions.
+        let contiguous = !self.brk_region.is_null() && unsafe { (*self.brk_region).end } == cur;
+        if !contiguous && cur & (PAGE_SIZE - 1) != 0 {
+            // Someone left the break mid-page: step to the next page boundary first.
+            if os::brk_move((os::page_round_up(cur) - cur) as isize).is_none() {
+                self.brk_usable = false;
+                return false;
+            }
+        }
+        let Some(old) = os::brk_move(size as isize) else {
+            self.brk_usable = false;
+            return false;
+        };
+        if old & (PAGE_SIZE - 1) != 0 {
+            // Lost a race with another sbrk user; give it back and use mmap from now on.
+            os::brk_move(-(size as isize));
+            self.brk_usable = false;
+            return false;
+        }
+        // SAFETY: as above.
+        let region = if !self.brk_region.is_null() && unsafe { (*self.brk_region).end } == old {
+            // SAFETY: extending our own region record.
+            unsafe { (*self.brk_region).end = old + size };
+            self.region_bytes += size;
+            self.brk_region
+        } else {
+            let r = self.new_region(old, old + size, RegionKind::Brk);
+            if r.is_null() {
+                os::brk_move(-(size as isize));
+                return false;
+            }
+            self.brk_region = r;
+            r
+        };
+        self.add_fresh_run(old, size, region, arena)
+    }
+
+    fn grow_mmap(&mut self, need: usize, arena: *mut Arena) -> bool {
+        let opts = options::get();
+        let size = os::page_round_up(need + opts.top_pad).max(MIN_MMAP_REGION);
+        let Some(p) = os::map(size) else { return false };
+        let start = p as usize;
+        if !pagemap::reserve(start, size) {
+            // SAFETY: just mapped, unused.
+            unsafe { os::unmap(p, size) };
+            return false;
+        }
+        let r = self.new_region(start, start + size, RegionKind::Mmap);
+        if r.is_null() {
+            // SAFETY: as above.
+            unsafe { os::unmap(p, size) };
+            return false;
+        }
+        self.add_fresh_run(start, size, r, arena)
+    }
+
+    fn add_fresh_run(&mut self, start: usize, size: usize, region: *mut Region, arena: *mut Arena) -> bool {
+        if !pagemap::reserve(start, size) {
+            return false;
+        }
+        let s = span::new_span();
+        if s.is_null() {
+            return false;
+        }
+        // SAFETY: `s` is a fresh record describing memory we just got from the OS.
+        unsafe {
+            (*s).start = start;
+            (*s).pages = size >> PAGE_SHIFT;
+            (*s).zeroed = true;
+            (*s).decommitted = false;
+            (*s).region = region;
+            (*s).arena = arena;
+            // Merge with the run at the old top, but never trim what we just grew.
+            let left = if start > PAGE_SIZE { self.free_neighbour(start - PAGE_SIZE, region, arena) } else { ptr::null_mut() };
+            if !left.is_null() && (*left).end_addr() == start {
+                self.remove_free_run(left);
+                (*s).start = (*left).start;
+                (*s).pages += (*left).pages;
+                (*s).zeroed &= (*left).zeroed;
+                span::delete_span(left);
+            }
+            self.insert_free_run(s);
+        }
+        true
+    }
+
+    /// Lowers the break as far as `pad` allows and decommits every free run inside the
+    /// heap (malloc_trim). Returns true if any memory was given back.
+    pub fn trim(&mut self, pad: usize) -> bool {
+        let mut released = false;
+        // The top of the brk heap.
+        if !self.brk_region.is_null() {
+            // SAFETY: brk_region is one of our regions.
+            let end = unsafe { (*self.brk_region).end };
+            let top = self.free_neighbour(end - PAGE_SIZE, self.brk_region, self.self_ptr());
+            // SAFETY: `top` is a free run of ours.
+            unsafe {
+                if !top.is_null() && (*top).end_addr() == end && os::brk_now() == end {
+                    let release = os::page_round_down((*top).bytes().saturating_sub(pad)).min((*top).bytes() - PAGE_SIZE);
+                    if release > 0 {
+                        self.remove_free_run(top);
+                        if os::brk_move(-(release as isize)).is_some() {
+                            (*self.brk_region).end -= release;
+                            self.region_bytes -= release;
+                            (*top).pages -= release >> PAGE_SHIFT;
+                            released = true;
+                        }
+                        self.insert_free_run(top);
+                    }
+                }
+            }
+        }
+        // Every free run: give its pages back, keep the address range.
+        for b in 0..RUN_BINS {
+            let mut s = self.bin(b).head;
+            while !s.is_null() {
+                // SAFETY: bin members are valid free runs; decommitting free pages is sound.
+                unsafe {
+                    if !(*s).decommitted {
+                        os::decommit((*s).start as *mut u8, (*s).bytes());
+                        (*s).decommitted = true;
+                        (*s).zeroed = true;
+                        self.decommitted_bytes += (*s).bytes();
+                        released = true;
+                    }
+                    s = (*s).next;
+                }
+            }
+        }
+        released
+    }
+
+    /// The arena's regions, for statistics and the heap map.
+    pub fn for_each_region(&self, mut f: impl FnMut(&Region)) {
+        let mut r = self.regions;
+        while !r.is_null() {
+            // SAFETY: our region list.
+            unsafe {
+                f(&*r);
+                r = (*r).next;
+            }
+        }
+    }
+
+    /// Forgets everything (the child after fork found this arena mid-update). Its
+    /// memory stays mapped and unused; spans carved from it are no longer given back.
+    pub fn reset_after_fork(&mut self) {
+        let generation = self.generation + 1;
+        let brk_usable = !self.brk_region.is_null() || self.brk_usable;
+        let index = self.index;
+        *self = ArenaInner::new();
+        self.generation = generation;
+        self.brk_usable = brk_usable;
+        self.index = index;
+    }
+}
+
+/// Count of thread heaps created, for the round-robin choice of arena.
+static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
+
+/// The arena a new thread heap should use.
+pub fn pick() -> *mut Arena {
+    let n = crate::init::arena_count();
+    let i = NEXT_ARENA.fetch_add(1, Ordering::Relaxed) % n.max(1);
+    ARENAS.get(i).unwrap_or(&ARENAS[0]).as_ptr()
+}
+
+pub fn reset_pools_after_fork() {
+    crate::fork::reset_pool_after_fork(&REGION_POOL, core::mem::size_of::<Region>());
+}

@@ -1,0 +1,118 @@
+//! Large blocks: requests at or above the mmap threshold get a mapping of their own,
+//! unmapped on free and resized with mremap, as in glibc.
+//!
+//! Each has a span record (kind `Large`) that the page map points to from the block's
+//! first page, so `free` finds it without trusting anything stored near the block.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::options;
+use crate::os::{self, PAGE_SHIFT};
+use crate::pagemap;
+use crate::span::{self, Kind, Span};
+
+/// Live mmapped blocks and their bytes (mallinfo's hblks / hblkhd).
+pub static COUNT: AtomicUsize = AtomicUsize::new(0);
+pub static BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The most bytes ever mmapped at once (malloc_stats' "max mmap bytes").
+pub static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// May one more request be served by its own mapping (M_MMAP_MAX)?
+pub fn mmap_allowed() -> bool {
+    COUNT.load(Ordering::Relaxed) < options::get().mmap_max
+}
+
+/// Maps a block of at least `size` bytes aligned to `align`. Null on failure.
+pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    let map_size = os::page_round_up(size);
+    let Some(p) = os::map_aligned(map_size, align) else { return core::ptr::null_mut() };
+    let s = span::new_span();
+    if s.is_null() {
+        // SAFETY: just mapped, unused.
+        unsafe { os::unmap(p, map_size) };
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a fresh record describing the fresh mapping.
+    unsafe {
+        (*s).kind = Kind::Large;
+        (*s).start = p as usize;
+        (*s).pages = map_size >> PAGE_SHIFT;
+        (*s).map_size = map_size;
+        (*s).zeroed = true;
+    }
+    if !pagemap::set(p as usize, s) {
+        // SAFETY: as above; the record was never published.
+        unsafe {
+            os::unmap(p, map_size);
+            span::delete_span(s);
+        }
+        return core::ptr::null_mut();
+    }
+    COUNT.fetch_add(1, Ordering::Relaxed);
+    let now = BYTES.fetch_add(map_size, Ordering::Relaxed) + map_size;
+    PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+    p
+}
+
+/// Unmaps the large block of span `s`.
+///
+/// # Safety
+/// `s` is a live Large span and the block is not used any more.
+pub unsafe fn free(s: *mut Span) {
+    // SAFETY: per the contract, nothing else references the block or the record.
+    unsafe {
+        let start = (*s).start;
+        let size = (*s).map_size;
+        pagemap::set(start, core::ptr::null_mut());
+        os::unmap(start as *mut u8, size);
+        span::delete_span(s);
+        COUNT.fetch_sub(1, Ordering::Relaxed);
+        BYTES.fetch_sub(size, Ordering::Relaxed);
+        options::note_mmapped_free(size);
+    }
+}
+
+/// Resizes the large block of `s` to hold `new_size` bytes with mremap. Returns the
+/// (possibly moved) block, or null if the kernel refused (the old block is intact).
+///
+/// # Safety
+/// `s` is a live Large span.
+pub unsafe fn realloc(s: *mut Span, new_size: usize) -> *mut u8 {
+    let new_map = os::page_round_up(new_size);
+    // SAFETY: per the contract.
+    unsafe {
+        let old_start = (*s).start;
+        let old_map = (*s).map_size;
+        if new_map == old_map {
+            return old_start as *mut u8;
+        }
+        let Some(q) = os::remap(old_start as *mut u8, old_map, new_map) else {
+            return core::ptr::null_mut();
+        };
+        let q = q as usize;
+        if q != old_start {
+            if !pagemap::set(q, s) {
+                // Cannot record the new place: move the mapping back is not possible in
+                // general, so shrink the damage: keep the block where the kernel put it
+                // and report failure after undoing with another mremap.
+                if let Some(back) = os::remap(q as *mut u8, new_map, old_map) {
+                    (*s).start = back as usize;
+                    pagemap::set(old_start, core::ptr::null_mut());
+                    pagemap::set(back as usize, s);
+                }
+                return core::ptr::null_mut();
+            }
+            pagemap::set(old_start, core::ptr::null_mut());
+        }
+        (*s).start = q;
+        (*s).pages = new_map >> PAGE_SHIFT;
+        (*s).map_size = new_map;
+        if new_map > old_map {
+            let now = BYTES.fetch_add(new_map - old_map, Ordering::Relaxed) + new_map - old_map;
+            PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+        } else {
+            BYTES.fetch_sub(old_map - new_map, Ordering::Relaxed);
+        }
+        q as *mut u8
+    }
+}

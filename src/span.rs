@@ -1,0 +1,327 @@
+//! Spans: runs of whole pages, and the metadata that describes each.
+//!
+//! A span is one of:
+//! - `Small`: carved into blocks of one size class, owned by one thread heap (or
+//!   orphaned into its arena after that thread exited);
+//! - `Big`: one block of whole pages from the heap (a request above the largest class
+//!   but below the mmap threshold);
+//! - `Large`: one block mmapped on its own (large.rs);
+//! - `FreeRun`: free pages in an arena, waiting to be reused or given back.
+//!
+//! Span records live out of line, in memory mapped for metadata only (`meta` below),
+//! so an overflowing user block cannot reach them.
+//!
+//! # Invariants of a small span
+//! - Blocks are `[start + i * block_size]` for `i < capacity`; blocks below `bump` have
+//!   been handed out at least once, blocks from `bump` to `end` never were.
+//! - Every block below `bump` is in exactly one of: handed out to the program; `free`
+//!   (owner-only list); `thread_free` (pushed by other threads, not yet collected); the
+//!   owner heap's delayed-free list.
+//! - `used` = blocks below `bump` not in `free`, i.e. out + in `thread_free` + delayed.
+//!   While the span is "full" (unlinked from its heap's queue) the field holds 1
+//!   instead of `capacity`, so that the first local free makes it 0 and falls into the
+//!   slow path, which relinks the span (see thread_heap.rs). `used == 0` otherwise means
+//!   the span holds no live block.
+//! - `owner_tp` is the thread pointer of the owning thread, and the free fast path
+//!   pushes onto `free` only when it equals the caller's. It is 0 for spans no thread
+//!   owns (orphans, big, large, free runs), so those always take the slow path.
+
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::arena::Arena;
+use crate::os::{self, PAGE_SIZE};
+use crate::sync::Mutex;
+use crate::thread_heap::ThreadHeap;
+
+/// A free block, linked through its first word.
+#[repr(C)]
+pub struct Block {
+    pub next: *mut Block,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Kind {
+    Small = 0,
+    Big = 1,
+    Large = 2,
+    FreeRun = 3,
+}
+
+/// States of the two low bits of `Span::thread_free` (blocks are 16-aligned, so the
+/// bits are free). Other threads freeing into the span read them to decide where the
+/// block goes:
+/// - `TF_NORMAL`: push onto `thread_free`; the owner collects it on its next refill.
+/// - `TF_FULL`: the owner has set the span aside as full and won't look at it; the
+///   freeing thread moves the state to `TF_FREEING`, hands the block to the owner heap's
+///   delayed-free list (which the owner does check), then sets `TF_NORMAL`.
+/// - `TF_FREEING`: a thread is between those steps; others push onto `thread_free`.
+/// - `TF_ORPHAN`: no thread owns the span (its thread exited); free it under its
+///   arena's lock.
+pub const TF_NORMAL: usize = 0;
+pub const TF_FULL: usize = 1;
+pub const TF_FREEING: usize = 2;
+pub const TF_ORPHAN: usize = 3;
+pub const TF_STATE: usize = 3;
+
+#[repr(C)]
+pub struct Span {
+    // Hot fields of the fast paths first.
+    pub free: *mut Block,
+    pub used: i32,
+    pub block_size: u32,
+    pub owner_tp: usize,
+    pub thread_free: AtomicUsize,
+    pub bump: usize,
+    pub end: usize,
+
+    pub start: usize,
+    pub pages: usize,
+    pub capacity: u32,
+    pub class: u8,
+    pub kind: Kind,
+    /// Small spans: set aside as full by the owner (owner-only flag).
+    pub in_full: bool,
+    /// FreeRun: its pages read as zero (fresh from the OS, or decommitted).
+    pub zeroed: bool,
+    /// FreeRun: pages decommitted (madvised away) since it was last used.
+    pub decommitted: bool,
+    /// Large: the size of the mapping. Big/Small: unused.
+    pub map_size: usize,
+    pub heap: *mut ThreadHeap,
+    pub arena: *mut Arena,
+    pub region: *mut crate::arena::Region,
+    /// Intrusive list links (heap queues, full list, arena bins, orphan lists).
+    pub next: *mut Span,
+    pub prev: *mut Span,
+    /// The generation of `arena` when this span was carved (see ArenaInner::generation).
+    pub arena_gen: u32,
+    /// FreeRun: when it was freed, in arena ticks (for decay).
+    pub freed_at: u64,
+}
+
+impl Span {
+    pub const fn empty() -> Span {
+        Span {
+            free: ptr::null_mut(),
+            used: 0,
+            block_size: 0,
+            owner_tp: 0,
+            thread_free: AtomicUsize::new(0),
+            bump: 0,
+            end: 0,
+            start: 0,
+            pages: 0,
+            capacity: 0,
+            class: 0,
+            kind: Kind::FreeRun,
+            in_full: false,
+            zeroed: false,
+            decommitted: false,
+            map_size: 0,
+            heap: ptr::null_mut(),
+            arena: ptr::null_mut(),
+            region: ptr::null_mut(),
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            arena_gen: 0,
+            freed_at: 0,
+        }
+    }
+
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        self.pages * PAGE_SIZE
+    }
+
+    #[inline]
+    pub fn end_addr(&self) -> usize {
+        self.start + self.bytes()
+    }
+
+    #[inline]
+    pub fn tf_state(&self) -> usize {
+        self.thread_free.load(Ordering::Acquire) & TF_STATE
+    }
+
+    /// Does `addr` point at the start of a block of this small span?
+    #[inline]
+    pub fn is_block_start(&self, addr: usize) -> bool {
+        let size = self.block_size as usize;
+        size != 0
+            && addr >= self.start
+            && addr < self.start + self.capacity as usize * size
+            && (addr - self.start) % size == 0
+    }
+}
+
+/// An intrusive doubly linked list of spans through `next`/`prev`.
+pub struct SpanList {
+    pub head: *mut Span,
+    pub tail: *mut Span,
+    pub len: usize,
+}
+
+impl SpanList {
+    pub const fn new() -> Self {
+        SpanList { head: ptr::null_mut(), tail: ptr::null_mut(), len: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// # Safety
+    /// `s` is a valid span on no list.
+    pub unsafe fn push_front(&mut self, s: *mut Span) {
+        // SAFETY: `s` and the current head are valid spans (list invariant).
+        unsafe {
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.head;
+            if !self.head.is_null() {
+                (*self.head).prev = s;
+            } else {
+                self.tail = s;
+            }
+        }
+        self.head = s;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is a valid span on no list.
+    pub unsafe fn push_back(&mut self, s: *mut Span) {
+        // SAFETY: `s` and the current tail are valid spans (list invariant).
+        unsafe {
+            (*s).next = ptr::null_mut();
+            (*s).prev = self.tail;
+            if !self.tail.is_null() {
+                (*self.tail).next = s;
+            } else {
+                self.head = s;
+            }
+        }
+        self.tail = s;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is on this list.
+    pub unsafe fn remove(&mut self, s: *mut Span) {
+        // SAFETY: `s` and its neighbours are valid spans on this list.
+        unsafe {
+            if (*s).prev.is_null() {
+                self.head = (*s).next;
+            } else {
+                (*(*s).prev).next = (*s).next;
+            }
+            if !(*s).next.is_null() {
+                (*(*s).next).prev = (*s).prev;
+            } else {
+                self.tail = (*s).prev;
+            }
+            (*s).next = ptr::null_mut();
+            (*s).prev = ptr::null_mut();
+        }
+        self.len -= 1;
+    }
+
+    pub fn pop_front(&mut self) -> *mut Span {
+        let s = self.head;
+        if !s.is_null() {
+            // SAFETY: the head is on this list.
+            unsafe { self.remove(s) };
+        }
+        s
+    }
+
+    /// Iterates the spans; the closure must not unlink the span it is given.
+    pub fn for_each(&self, mut f: impl FnMut(*mut Span)) {
+        let mut s = self.head;
+        while !s.is_null() {
+            // SAFETY: list members are valid spans.
+            let next = unsafe { (*s).next };
+            f(s);
+            s = next;
+        }
+    }
+}
+
+/// Fixed-size records (span records and thread heaps) carved from metadata mappings
+/// that are never unmapped, with a free list for reuse.
+pub struct Pool {
+    free: *mut Block,
+    bump: usize,
+    end: usize,
+    item: usize,
+    /// Bytes mapped for this pool (reported as allocator metadata).
+    pub mapped: usize,
+    pub live: usize,
+}
+
+// SAFETY: a Pool is only used under its Mutex.
+unsafe impl Send for Pool {}
+
+impl Pool {
+    pub const fn new(item: usize) -> Pool {
+        Pool { free: ptr::null_mut(), bump: 0, end: 0, item, mapped: 0, live: 0 }
+    }
+
+    /// A zeroed record, or null when no memory is left.
+    pub fn alloc(&mut self) -> *mut u8 {
+        let p = if !self.free.is_null() {
+            let b = self.free;
+            // SAFETY: `b` is a record on our free list; its first word links the next.
+            self.free = unsafe { (*b).next };
+            b.cast::<u8>()
+        } else {
+            if self.bump + self.item > self.end {
+                const CHUNK: usize = 256 * 1024;
+                let size = CHUNK.max(os::page_round_up(self.item));
+                let Some(m) = os::map(size) else { return ptr::null_mut() };
+                self.bump = m as usize;
+                self.end = m as usize + size;
+                self.mapped += size;
+            }
+            let p = self.bump as *mut u8;
+            self.bump += self.item;
+            p
+        };
+        // SAFETY: the record is `item` bytes of pool memory nobody else uses.
+        unsafe { ptr::write_bytes(p, 0, self.item) };
+        self.live += 1;
+        p
+    }
+
+    /// # Safety
+    /// `p` came from `alloc` of this pool and is no longer referenced.
+    pub unsafe fn free(&mut self, p: *mut u8) {
+        let b = p.cast::<Block>();
+        // SAFETY: the record is ours again; reuse its first word as the link.
+        unsafe { (*b).next = self.free };
+        self.free = b;
+        self.live -= 1;
+    }
+}
+
+/// Span records.
+pub static SPAN_POOL: Mutex<Pool> = Mutex::new(Pool::new(core::mem::size_of::<Span>()));
+
+/// A new span record initialised to `Span::empty()`, or null when out of memory.
+pub fn new_span() -> *mut Span {
+    let p = SPAN_POOL.lock().alloc().cast::<Span>();
+    if !p.is_null() {
+        // SAFETY: a fresh record of the right size and alignment (pool items are
+        // handed out at multiples of size_of::<Span>() from page-aligned chunks).
+        unsafe { p.write(Span::empty()) };
+    }
+    p
+}
+
+/// # Safety
+/// `s` came from `new_span`, is on no list, and no page maps to it any more.
+pub unsafe fn delete_span(s: *mut Span) {
+    // SAFETY: per the contract, nothing references the record.
+    unsafe { SPAN_POOL.lock().free(s.cast()) };
+}

@@ -1,0 +1,742 @@
+//! Thread heaps: the per-thread caches in front of the arenas (design invariants 2-4).
+//!
+//! Each thread owns spans of small blocks, one queue of them per size class; the
+//! queue's head is the span the thread allocates from (`current`). A thread mallocs
+//! by popping its current span's free list and frees its own blocks by pushing onto
+//! their span's free list: no lock and no atomic on either (alloc.rs has the fast
+//! paths). Blocks freed by other threads go onto the span's atomic `thread_free`
+//! stack, which the owner collects in one swap when its free list runs dry.
+//!
+//! A span with no free block left is set aside ("full") so refills don't walk it;
+//! the first block freed into it brings it back, whether by its owner (the free fast
+//! path notices through the `used` bias, see span.rs) or by another thread (through
+//! the owner's delayed-free list, see `span::TF_FULL`).
+//!
+//! When a thread exits, a pthread key destructor (not a Rust TLS destructor) gives its
+//! heap back: empty spans return to their arena's free pages, the rest become orphans
+//! that their arena hands to the next thread that needs a span of that class, and the
+//! heap record goes back to a pool for the next thread. Allocations made after that,
+//! by other key destructors of the exiting thread, are served by a shared, locked heap.
+
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+use crate::arena::{Arena, ArenaInner};
+use crate::options;
+use crate::os::{self, PAGE_SIZE};
+use crate::pagemap;
+use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES};
+use crate::span::{Block, Kind, Pool, Span, SpanList, TF_FREEING, TF_FULL, TF_NORMAL, TF_ORPHAN, TF_STATE};
+use crate::sync::{Mutex, RawMutex};
+use crate::tls;
+
+/// How many bytes of a fresh span are threaded onto the free list at a time: enough
+/// to amortise the refill, little enough not to touch pages long before they're used.
+const CARVE_BYTES: usize = 4096;
+
+/// Owner tag for spans of the shared heap: never a real thread pointer (those are
+/// 64-byte aligned), so no thread's fast path ever pushes onto them.
+const SHARED_TP: usize = 8;
+
+#[repr(C)]
+pub struct ThreadHeap {
+    /// The span each class allocates from: the head of `queues[c]`, or `EMPTY_SPAN`
+    /// (no span, or the heap is in slow mode). Read by the malloc fast path.
+    pub current: PerClass<*mut Span>,
+    /// The owning thread's thread pointer; spans carry it as `owner_tp`, tagged with
+    /// bit 0 while the heap is in slow mode.
+    pub tp: usize,
+    pub slow_mode: bool,
+    options_epoch: u32,
+    pub arena: *mut Arena,
+    /// Non-full spans of each class, current first.
+    pub queues: PerClass<SpanList>,
+    /// Spans set aside with no free block.
+    pub full: SpanList,
+    /// Blocks other threads freed into full spans of this heap.
+    delayed_free: AtomicPtr<Block>,
+}
+
+/// A statically allocated heap, shareable because the code that writes it holds a lock
+/// or never writes it (the empty and dying sentinels).
+#[repr(transparent)]
+pub struct StaticHeap(UnsafeCell<ThreadHeap>);
+
+// SAFETY: see the type's doc: EMPTY_HEAP and DYING_HEAP are never written; SHARED_HEAP
+// is written only under SHARED_LOCK.
+unsafe impl Sync for StaticHeap {}
+
+impl StaticHeap {
+    pub fn get(&self) -> *mut ThreadHeap {
+        self.0.get()
+    }
+}
+
+/// A span with no blocks, that every empty `current` slot points at.
+pub static EMPTY_SPAN: SpanCell = SpanCell(UnsafeCell::new(Span::empty()));
+
+#[repr(transparent)]
+pub struct SpanCell(UnsafeCell<Span>);
+// SAFETY: EMPTY_SPAN is never written: its free list is null, so the fast path never
+// pops from it, and no page maps to it, so no free reaches it.
+unsafe impl Sync for SpanCell {}
+
+const fn empty_heap(tp: usize) -> ThreadHeap {
+    ThreadHeap {
+        current: PerClass([EMPTY_SPAN.0.get(); NUM_CLASSES]),
+        tp,
+        slow_mode: false,
+        options_epoch: 0,
+        arena: ptr::null_mut(),
+        queues: PerClass([const { SpanList::new() }; NUM_CLASSES]),
+        full: SpanList::new(),
+        delayed_free: AtomicPtr::new(ptr::null_mut()),
+    }
+}
+
+/// What the TLS slot of a thread that has not allocated yet points at.
+pub static EMPTY_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap(0)));
+/// What the TLS slot of a thread whose heap was given back (it is exiting) points at.
+pub static DYING_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap(0)));
+/// The heap of exiting threads, under SHARED_LOCK.
+pub static SHARED_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap(SHARED_TP)));
+pub static SHARED_LOCK: RawMutex = RawMutex::new();
+
+static HEAP_POOL: Mutex<Pool> = Mutex::new(Pool::new(core::mem::size_of::<ThreadHeap>()));
+
+/// Live thread heaps (for statistics).
+pub static LIVE_HEAPS: AtomicUsize = AtomicUsize::new(0);
+
+/// The pthread key whose destructor gives an exiting thread's heap back.
+pub static HEAP_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn empty_span() -> *mut Span {
+    EMPTY_SPAN.0.get()
+}
+
+// ---------------------------------------------------------------------------------
+// Finding the calling thread's heap
+// ---------------------------------------------------------------------------------
+
+/// The heap the slow path should use, creating the thread's heap on its first call.
+/// Null when no memory is left for one. The shared heap comes back locked; the
+/// caller releases it with `release`.
+pub fn acquire() -> *mut ThreadHeap {
+    let h = tls::heap();
+    if h == EMPTY_HEAP.get() {
+        return create();
+    }
+    if h == DYING_HEAP.get() {
+        SHARED_LOCK.lock();
+        let s = SHARED_HEAP.get();
+        // SAFETY: under SHARED_LOCK.
+        unsafe {
+            if (*s).arena.is_null() {
+                (*s).arena = crate::arena::ARENAS[0].as_ptr();
+            }
+        }
+        return s;
+    }
+    h
+}
+
+/// Undoes `acquire` for the shared heap.
+#[inline]
+pub fn release(h: *mut ThreadHeap) {
+    if h == SHARED_HEAP.get() {
+        SHARED_LOCK.unlock();
+    }
+}
+
+#[cold]
+fn create() -> *mut ThreadHeap {
+    crate::init::ensure();
+    let h = HEAP_POOL.lock().alloc().cast::<ThreadHeap>();
+    if h.is_null() {
+        return h;
+    }
+    // SAFETY: a fresh pool record of the right size; from here on it is this thread's.
+    unsafe {
+        h.write(empty_heap(tls::thread_pointer()));
+        (*h).arena = crate::arena::pick();
+        (*h).options_epoch = u32::MAX; // sync mode on first use
+    }
+    LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
+    tls::set_heap(h);
+    // Both may allocate (pthread_atfork's list, a second-level key array): the TLS slot
+    // already holds the new heap, so such a nested malloc finds it.
+    crate::init::ensure_hooks();
+    let key = HEAP_KEY.load(Ordering::Acquire);
+    if key != u32::MAX {
+        // SAFETY: registers the heap for this thread's key destructor.
+        unsafe { libc::pthread_setspecific(key, h as *const libc::c_void) };
+    }
+    h
+}
+
+/// The key destructor: runs when a thread that allocated exits.
+pub unsafe extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
+    let h = arg.cast::<ThreadHeap>();
+    if h.is_null() || h == SHARED_HEAP.get() {
+        return;
+    }
+    let saved = os::errno();
+    // Later allocations of this thread (other destructors) go to the shared heap.
+    tls::set_heap(DYING_HEAP.get());
+    // SAFETY: `h` is this thread's heap, which nothing else touches but the atomic
+    // delayed-free list; after this call no span refers to it.
+    unsafe {
+        abandon(h);
+        HEAP_POOL.lock().free(h.cast());
+    }
+    LIVE_HEAPS.fetch_sub(1, Ordering::Relaxed);
+    os::set_errno(saved);
+}
+
+// ---------------------------------------------------------------------------------
+// Allocation slow path
+// ---------------------------------------------------------------------------------
+
+impl ThreadHeap {
+    #[inline]
+    fn owner_tag(&self) -> usize {
+        self.tp | self.slow_mode as usize
+    }
+
+    /// Points `current[class]` at the queue head (or the empty span).
+    #[inline]
+    fn refresh_current(&mut self, class: usize) {
+        let head = self.queues[class].head;
+        self.current[class] = if head.is_null() || self.slow_mode { empty_span() } else { head };
+    }
+
+    /// Re-reads the options that decide whether this heap may use the fast paths
+    /// (M_PERTURB, or an mmap threshold below the fast path's sizes, need every call
+    /// in the slow path) and retags the spans if that changed.
+    #[inline]
+    pub fn sync_options(&mut self) {
+        let epoch = options::epoch();
+        if epoch == self.options_epoch {
+            return;
+        }
+        self.options_epoch = epoch;
+        let slow = options::get().needs_slow_path();
+        if self.tp == SHARED_TP || slow == self.slow_mode {
+            return;
+        }
+        self.slow_mode = slow;
+        let tag = self.owner_tag();
+        for c in 0..NUM_CLASSES {
+            // SAFETY: our own spans.
+            self.queues[c].for_each(|s| unsafe { (*s).owner_tp = tag });
+            self.refresh_current(c);
+        }
+        // SAFETY: as above.
+        self.full.for_each(|s| unsafe { (*s).owner_tp = tag });
+    }
+
+    /// A block of size class `class`, or null when out of memory.
+    pub fn alloc_small(&mut self, class: usize) -> *mut u8 {
+        self.take_delayed_frees();
+        loop {
+            let s = self.queues[class].head;
+            if s.is_null() {
+                let fresh = self.new_span(class);
+                if fresh.is_null() {
+                    return ptr::null_mut();
+                }
+                // SAFETY: `fresh` is a span this heap now owns, on no list.
+                unsafe { self.queues[class].push_front(fresh) };
+                continue;
+            }
+            // SAFETY: `s` is a span of this heap.
+            unsafe {
+                let b = self.refill(s);
+                if !b.is_null() {
+                    self.refresh_current(class);
+                    return b.cast();
+                }
+                // Nothing left in `s`: set it aside and try the next span.
+                self.queues[class].remove(s);
+                if !self.try_set_full(s) {
+                    if (*s).thread_free.load(Ordering::Acquire) & !TF_STATE != 0 {
+                        // Remote frees arrived since we looked: collect them.
+                        self.queues[class].push_front(s);
+                        continue;
+                    }
+                    // A remote free is mid-way (FREEING): keep the span, last.
+                    self.queues[class].push_back(s);
+                    if self.queues[class].head == s {
+                        // It is the only span: its thread_free will have blocks shortly,
+                        // but don't wait for them.
+                        let fresh = self.new_span(class);
+                        if fresh.is_null() {
+                            return ptr::null_mut();
+                        }
+                        self.queues[class].push_front(fresh);
+                    }
+                } else {
+                    self.full.push_front(s);
+                }
+                self.refresh_current(class);
+            }
+        }
+    }
+
+    /// Pops a block from `s`, refilling its free list from remote frees or from its
+    /// never-used tail first. Null if `s` has nothing left.
+    unsafe fn refill(&mut self, s: *mut Span) -> *mut Block {
+        // SAFETY: the caller owns `s`.
+        unsafe {
+            let sp = &mut *s;
+            if sp.free.is_null() {
+                collect_thread_free(sp);
+            }
+            if sp.free.is_null() && sp.bump < sp.end {
+                carve(sp);
+            }
+            let b = sp.free;
+            if !b.is_null() {
+                sp.free = (*b).next;
+                sp.used += 1;
+                if self.slow_mode {
+                    perturb_alloc(b.cast(), sp.block_size as usize);
+                }
+            }
+            b
+        }
+    }
+
+    /// Marks `s` (exhausted, unlinked) full if no remote free is pending or under way.
+    unsafe fn try_set_full(&mut self, s: *mut Span) -> bool {
+        // SAFETY: the caller owns `s`.
+        unsafe {
+            let tf = &(*s).thread_free;
+            let cur = tf.load(Ordering::Acquire);
+            if cur != TF_NORMAL {
+                return false; // blocks pending (collect them next time) or FREEING
+            }
+            if tf.compare_exchange(TF_NORMAL, TF_FULL, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                return false;
+            }
+            (*s).in_full = true;
+            // `used` is `capacity` now; hold 1 so the owner's next local free reaches 0.
+            (*s).used = 1;
+            true
+        }
+    }
+
+    /// Brings a full span back into its class queue (at the back, so the current span
+    /// is used up first and a single free doesn't make the span flip in and out).
+    unsafe fn unfull(&mut self, s: *mut Span) {
+        // SAFETY: the caller owns `s`, which is on the full list.
+        unsafe {
+            let sp = &mut *s;
+            // The field is 1 (no local free yet: `capacity` out) or 0 (one local free).
+            sp.used = sp.capacity as i32 - (1 - sp.used);
+            sp.in_full = false;
+            // FULL -> NORMAL; if a remote free is mid-way (FREEING) it sets NORMAL itself.
+            let _ = sp.thread_free.compare_exchange(TF_FULL, TF_NORMAL, Ordering::AcqRel, Ordering::Acquire);
+            self.full.remove(s);
+            let class = sp.class as usize;
+            self.queues[class].push_back(s);
+            self.refresh_current(class);
+        }
+    }
+
+    /// Frees, as owner, the blocks other threads handed over through the delayed list.
+    fn take_delayed_frees(&mut self) {
+        if self.delayed_free.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        let mut b = self.delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
+        while !b.is_null() {
+            // SAFETY: delayed blocks belong to spans of this heap (their span was FULL
+            // when handed over, and stays ours until we abandon, which drains this list).
+            unsafe {
+                let next = (*b).next;
+                let s = pagemap::lookup(b as usize);
+                self.free_local(s, b);
+                b = next;
+            }
+        }
+    }
+
+    /// The owner's free of `b` into its span `s`, outside the fast path.
+    ///
+    /// # Safety
+    /// `s` is a small span of this heap and `b` a block of it that is out.
+    pub unsafe fn free_local(&mut self, s: *mut Span, b: *mut Block) {
+        // SAFETY: per the contract.
+        unsafe {
+            if self.slow_mode {
+                perturb_free(b.cast(), (*s).block_size as usize);
+            }
+            (*b).next = (*s).free;
+            (*s).free = b;
+            (*s).used -= 1;
+            if (*s).used <= 0 {
+                self.settle(s);
+            }
+        }
+    }
+
+    /// After a local free left `used <= 0`: relink a full span, or retire an empty one.
+    ///
+    /// # Safety
+    /// `s` is a small span of this heap.
+    pub unsafe fn settle(&mut self, s: *mut Span) {
+        // SAFETY: per the contract.
+        unsafe {
+            if (*s).in_full {
+                self.unfull(s);
+                return;
+            }
+            // Empty. Keep it if it is the span the class allocates from (so that a
+            // malloc/free cycle doesn't create and destroy a span each time).
+            let class = (*s).class as usize;
+            if self.queues[class].head == s {
+                return;
+            }
+            self.queues[class].remove(s);
+            release_small_span(s);
+        }
+    }
+
+    /// A span of class `class` for this heap: an orphan of its arena if one has free
+    /// blocks, else freshly carved pages. Null when out of memory.
+    fn new_span(&mut self, class: usize) -> *mut Span {
+        let arena = self.arena;
+        let tag = self.owner_tag();
+        let me: *mut ThreadHeap = self;
+        // SAFETY: arenas are static.
+        let mut a = unsafe { (*arena).lock() };
+        let orphan = a.orphans[class].pop_front();
+        if !orphan.is_null() {
+            // SAFETY: orphans are valid spans of this arena, in state ORPHAN with an
+            // empty thread_free list; under the arena lock no orphan free runs on them.
+            unsafe {
+                (*orphan).thread_free.store(TF_NORMAL, Ordering::Release);
+                (*orphan).owner_tp = tag;
+                (*orphan).heap = me;
+                (*orphan).in_full = false;
+            }
+            return orphan;
+        }
+        let shape = span_of(class);
+        let s = a.alloc_run(arena, shape.pages as usize, PAGE_SIZE);
+        if s.is_null() {
+            return s;
+        }
+        a.small_span_bytes += shape.pages as usize * PAGE_SIZE;
+        let generation = a.generation;
+        drop(a);
+        // SAFETY: `s` is a fresh run of this arena that nothing else references.
+        unsafe {
+            let sp = &mut *s;
+            let size = block_size(class) as u32;
+            sp.kind = Kind::Small;
+            sp.class = class as u8;
+            sp.block_size = size;
+            sp.capacity = shape.capacity;
+            sp.bump = sp.start;
+            sp.end = sp.start + shape.capacity as usize * size as usize;
+            sp.free = ptr::null_mut();
+            sp.used = 0;
+            sp.in_full = false;
+            sp.thread_free.store(TF_NORMAL, Ordering::Relaxed);
+            sp.heap = me;
+            sp.arena_gen = generation;
+            // Publish the span in the page map before any block of it is handed out.
+            pagemap::set_range(sp.start, sp.pages, s);
+            sp.owner_tp = tag;
+        }
+        s
+    }
+}
+
+/// Moves the remote frees of `s` onto its free list. The caller owns `s`.
+fn collect_thread_free(s: &mut Span) {
+    let mut cur = s.thread_free.load(Ordering::Relaxed);
+    loop {
+        if cur & !TF_STATE == 0 {
+            return;
+        }
+        match s.thread_free.compare_exchange_weak(cur, cur & TF_STATE, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    let head = (cur & !TF_STATE) as *mut Block;
+    let mut tail = head;
+    let mut n = 1;
+    // SAFETY: the list was pushed by other threads with release CASes; its blocks are ours.
+    unsafe {
+        while !(*tail).next.is_null() {
+            tail = (*tail).next;
+            n += 1;
+        }
+        (*tail).next = s.free;
+    }
+    s.free = head;
+    s.used -= n;
+}
+
+/// Threads up to CARVE_BYTES of never-used blocks onto the (empty) free list.
+fn carve(s: &mut Span) {
+    // (Never 0 for a small span; the max keeps the compiler from planting a panic.)
+    let size = (s.block_size as usize).max(16);
+    let n = ((s.end - s.bump) / size).min((CARVE_BYTES / size).max(1));
+    let first = s.bump;
+    // SAFETY: [bump, bump + n*size) lies in the span's never-used tail.
+    unsafe {
+        let mut p = first;
+        for _ in 1..n {
+            (*(p as *mut Block)).next = (p + size) as *mut Block;
+            p += size;
+        }
+        (*(p as *mut Block)).next = ptr::null_mut();
+    }
+    s.bump = first + n * size;
+    s.free = first as *mut Block;
+}
+
+/// Gives an empty small span (unlinked from any list) back to its arena's pages.
+///
+/// # Safety
+/// `s` holds no live block and no list links to it.
+pub unsafe fn release_small_span(s: *mut Span) {
+    // SAFETY: per the contract; arenas are static.
+    unsafe {
+        let arena = (*s).arena;
+        let mut a = (*arena).lock();
+        release_small_span_locked(&mut a, s);
+    }
+}
+
+/// As `release_small_span`, with the span's arena already locked.
+///
+/// # Safety
+/// As `release_small_span`; `a` is `(*s).arena`'s inner, locked.
+pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*s).arena_gen != a.generation {
+            return; // the arena was reset after fork: leave these pages alone
+        }
+        a.small_span_bytes -= (*s).bytes();
+        // Only a free run's boundary pages may map to it: unmap the rest now.
+        pagemap::clear_range((*s).start, (*s).pages);
+        (*s).zeroed = false;
+        (*s).decommitted = false;
+        let arena = (*s).arena;
+        a.release_run(s, arena);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Frees that are not the owner's fast path
+// ---------------------------------------------------------------------------------
+
+/// Free of block `b` of small span `s` by a thread that does not own it.
+///
+/// # Safety
+/// `b` is an out block of the small span `s`.
+pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
+    // SAFETY: per the contract; `s` stays valid while `b` is out.
+    unsafe {
+        let tf = &(*s).thread_free;
+        let mut cur = tf.load(Ordering::Acquire);
+        loop {
+            match cur & TF_STATE {
+                TF_ORPHAN => return free_orphan(s, b),
+                TF_FULL => {
+                    match tf.compare_exchange_weak(cur, (cur & !TF_STATE) | TF_FREEING, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => {
+                            // The owner heap cannot go away while we are FREEING (abandon waits).
+                            let heap = (*s).heap;
+                            let list = &(*heap).delayed_free;
+                            let mut head = list.load(Ordering::Relaxed);
+                            loop {
+                                (*b).next = head;
+                                match list.compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed) {
+                                    Ok(_) => break,
+                                    Err(now) => head = now,
+                                }
+                            }
+                            let mut c = tf.load(Ordering::Relaxed);
+                            loop {
+                                match tf.compare_exchange_weak(c, (c & !TF_STATE) | TF_NORMAL, Ordering::AcqRel, Ordering::Relaxed) {
+                                    Ok(_) => break,
+                                    Err(now) => c = now,
+                                }
+                            }
+                            return;
+                        }
+                        Err(now) => cur = now,
+                    }
+                }
+                state => {
+                    (*b).next = (cur & !TF_STATE) as *mut Block;
+                    match tf.compare_exchange_weak(cur, b as usize | state, Ordering::Release, Ordering::Acquire) {
+                        Ok(_) => return,
+                        Err(now) => cur = now,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Free into a span whose thread exited: under its arena's lock.
+unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
+    // SAFETY: `s` is valid while `b` is out; the arena lock serialises orphan frees and
+    // adoption.
+    unsafe {
+        let arena = (*s).arena;
+        let mut a = (*arena).lock();
+        if (*s).tf_state() != TF_ORPHAN {
+            // Adopted by a thread between our look and the lock: free it the normal way.
+            drop(a);
+            return free_remote(s, b);
+        }
+        let class = (*s).class as usize;
+        (*b).next = (*s).free;
+        (*s).free = b;
+        (*s).used -= 1;
+        if (*s).in_full {
+            a.orphans_full[class].remove(s);
+            (*s).in_full = false;
+            if (*s).used > 0 {
+                a.orphans[class].push_front(s);
+            }
+        } else if (*s).used == 0 {
+            a.orphans[class].remove(s);
+        }
+        if (*s).used == 0 {
+            release_small_span_locked(&mut a, s);
+        }
+    }
+}
+
+/// Gives a heap's spans away before its thread exits: empty ones to their arena's
+/// free pages, the others as orphans. See the module doc.
+///
+/// # Safety
+/// `h` is the calling thread's heap (or the shared heap under its lock).
+pub unsafe fn abandon(h: *mut ThreadHeap) {
+    // SAFETY: we own every span on the heap's lists.
+    unsafe {
+        let heap = &mut *h;
+        // 1. Close every span to delayed frees: state -> ORPHAN, waiting out any free
+        //    that is between FREEING and NORMAL, and collect what was pushed.
+        let close = |s: *mut Span| {
+            let sp = &mut *s;
+            if sp.in_full {
+                sp.used = sp.capacity as i32 - (1 - sp.used);
+                sp.in_full = false;
+            }
+            let tf = &sp.thread_free;
+            let mut cur = tf.load(Ordering::Acquire);
+            loop {
+                if cur & TF_STATE == TF_FREEING {
+                    core::hint::spin_loop();
+                    cur = tf.load(Ordering::Acquire);
+                    continue;
+                }
+                match tf.compare_exchange_weak(cur, TF_ORPHAN, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+            let mut b = (cur & !TF_STATE) as *mut Block;
+            while !b.is_null() {
+                let next = (*b).next;
+                (*b).next = sp.free;
+                sp.free = b;
+                sp.used -= 1;
+                b = next;
+            }
+        };
+        for c in 0..NUM_CLASSES {
+            heap.queues[c].for_each(close);
+        }
+        heap.full.for_each(close);
+        // 2. No delayed free can start now; the finished ones are on the list.
+        let mut b = heap.delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
+        while !b.is_null() {
+            let next = (*b).next;
+            let s = pagemap::lookup(b as usize);
+            (*b).next = (*s).free;
+            (*s).free = b;
+            (*s).used -= 1;
+            b = next;
+        }
+        // 3. Hand each span over.
+        let give_away = |s: *mut Span| {
+            let sp = &mut *s;
+            sp.owner_tp = 0;
+            sp.heap = ptr::null_mut();
+            let arena = sp.arena;
+            let mut a = (*arena).lock();
+            if sp.used == 0 {
+                release_small_span_locked(&mut a, s);
+            } else if sp.arena_gen == a.generation {
+                let class = sp.class as usize;
+                if sp.free.is_null() && sp.bump >= sp.end {
+                    sp.in_full = true;
+                    a.orphans_full[class].push_front(s);
+                } else {
+                    a.orphans[class].push_front(s);
+                }
+            }
+        };
+        for c in 0..NUM_CLASSES {
+            loop {
+                let s = heap.queues[c].pop_front();
+                if s.is_null() {
+                    break;
+                }
+                give_away(s);
+            }
+            heap.current[c] = empty_span();
+        }
+        loop {
+            let s = heap.full.pop_front();
+            if s.is_null() {
+                break;
+            }
+            give_away(s);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// M_PERTURB (glibc's semantics: fill with ~byte on malloc, byte on free)
+// ---------------------------------------------------------------------------------
+
+pub fn perturb_alloc(p: *mut u8, n: usize) {
+    let byte = options::get().perturb_byte;
+    if byte != 0 {
+        // SAFETY: p points to a block of at least n bytes that was just handed out.
+        unsafe { ptr::write_bytes(p, byte ^ 0xff, n) };
+    }
+}
+
+pub fn perturb_free(p: *mut u8, n: usize) {
+    let byte = options::get().perturb_byte;
+    if byte != 0 {
+        // SAFETY: p points to a block of at least n bytes being freed.
+        unsafe { ptr::write_bytes(p, byte, n) };
+    }
+}
+
+pub fn reset_pools_after_fork() {
+    crate::fork::reset_pool_after_fork(&HEAP_POOL, core::mem::size_of::<ThreadHeap>());
+    if SHARED_LOCK.is_locked() {
+        SHARED_LOCK.reset();
+        // SAFETY: the child is single-threaded; the shared heap's old spans are leaked.
+        unsafe { *SHARED_HEAP.get() = empty_heap(SHARED_TP) };
+    }
+}
