@@ -39,6 +39,9 @@ fn main() {
     // accesses sit on panic paths the library never takes. Binding them to a local stub
     // keeps `__tls_get_addr` out of liboxmalloc.so (see src/tls.rs).
     println!("cargo:rustc-cdylib-link-arg=-Wl,--defsym=__tls_get_addr=oxmalloc_no_dynamic_tls");
+    // Bind the library's references to its own symbols at link time: internal calls and
+    // statics are then reached directly instead of through the GOT.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic");
 
     let mut asm = String::from("core::arch::global_asm!(\n");
     for (name, target) in &pairs {

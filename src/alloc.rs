@@ -75,8 +75,10 @@ pub unsafe fn free(p: *mut u8) {
             let b = p.cast::<Block>();
             (*b).next = (*span).free;
             (*span).free = b;
+            // `used` >= 1 here (this block is out), so it reaches 0 exactly when the span
+            // is empty or was set aside as full (its count is then held at 1).
             (*span).used -= 1;
-            if (*span).used > 0 {
+            if (*span).used != 0 {
                 return;
             }
             return free_settle(span);

@@ -26,6 +26,23 @@ type Leaf = [AtomicPtr<Span>; LEAF_LEN];
 
 static ROOT: [AtomicPtr<Leaf>; ROOT_LEN] = [const { AtomicPtr::new(ptr::null_mut()) }; ROOT_LEN];
 
+/// The root table, addressed rip-relative (a plain reference to a static in a cdylib
+/// goes through the GOT: one more load on every free).
+#[inline(always)]
+fn root() -> &'static [AtomicPtr<Leaf>; ROOT_LEN] {
+    let p: *const [AtomicPtr<Leaf>; ROOT_LEN];
+    // SAFETY: computes the address of ROOT; no memory is accessed.
+    unsafe {
+        core::arch::asm!(
+            "lea {p}, [rip + {root}]",
+            p = out(reg) p,
+            root = sym ROOT,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+        &*p
+    }
+}
+
 #[inline(always)]
 fn root_index(addr: usize) -> usize {
     // Masking (not bounds-checking) keeps the lookup branch-free; a non-canonical
@@ -41,7 +58,7 @@ fn leaf_index(addr: usize) -> usize {
 /// The span whose page holds `addr`, or null.
 #[inline(always)]
 pub fn lookup(addr: usize) -> *mut Span {
-    let leaf = ROOT[root_index(addr)].load(Ordering::Acquire);
+    let leaf = root()[root_index(addr)].load(Ordering::Acquire);
     if leaf.is_null() {
         return ptr::null_mut();
     }

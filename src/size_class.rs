@@ -89,7 +89,9 @@ pub fn span_of(class: usize) -> SpanShape {
 pub const SMALL_LOOKUP_MAX: usize = 1024;
 
 /// `SMALL_CLASS[(size + 15) >> 4]` is the class of `size` for `size <= SMALL_LOOKUP_MAX`.
-pub static SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 16 + 1] = {
+/// A `const`, not a `static`: the compiler then emits a private table reached with one
+/// rip-relative address, where a static of a cdylib costs an extra load from the GOT.
+pub const SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 16 + 1] = {
     let mut t = [0u8; SMALL_LOOKUP_MAX / 16 + 1];
     let mut i = 0;
     while i < t.len() {

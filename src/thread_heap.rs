@@ -52,6 +52,9 @@ pub struct ThreadHeap {
     pub arena: *mut Arena,
     /// Non-full spans of each class, current first.
     pub queues: PerClass<SpanList>,
+    /// The span of each class whose `used` carries the +1 of being current (see
+    /// `refresh_current`), or null.
+    biased: PerClass<*mut Span>,
     /// Spans set aside with no free block.
     pub full: SpanList,
     /// Blocks other threads freed into full spans of this heap.
@@ -90,6 +93,7 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         options_epoch: 0,
         arena: ptr::null_mut(),
         queues: PerClass([const { SpanList::new() }; NUM_CLASSES]),
+        biased: PerClass([ptr::null_mut(); NUM_CLASSES]),
         full: SpanList::new(),
         delayed_free: AtomicPtr::new(ptr::null_mut()),
     }
@@ -204,11 +208,43 @@ impl ThreadHeap {
         self.tp | self.slow_mode as usize
     }
 
-    /// Points `current[class]` at the queue head (or the empty span).
-    #[inline]
+    /// Points `current[class]` at the queue head (or the empty span), and moves the
+    /// "current" +1 of `used` to it.
+    ///
+    /// The span a class allocates from counts one extra in `used`, so that freeing its
+    /// last block does not bring `used` to 0 and send every malloc/free pair of a
+    /// lightly used class through the slow path; it keeps its (empty) span instead.
+    /// A span that loses the +1 and is left empty goes back to its arena.
     fn refresh_current(&mut self, class: usize) {
         let head = self.queues[class].head;
+        let old = self.biased[class];
+        if old != head {
+            // SAFETY: `head` and `old` are spans of this heap; `old` is still on the
+            // queue (a span leaving the queue drops its +1 first, see `drop_bias`).
+            unsafe {
+                if !head.is_null() {
+                    (*head).used += 1;
+                }
+                self.biased[class] = head;
+                if !old.is_null() {
+                    (*old).used -= 1;
+                    if (*old).used == 0 {
+                        self.queues[class].remove(old);
+                        release_small_span(old);
+                    }
+                }
+            }
+        }
         self.current[class] = if head.is_null() || self.slow_mode { empty_span() } else { head };
+    }
+
+    /// Takes the "current" +1 back from `s`, which is leaving its queue.
+    fn drop_bias(&mut self, class: usize, s: *mut Span) {
+        if !s.is_null() && self.biased[class] == s {
+            // SAFETY: `s` is a span of this heap.
+            unsafe { (*s).used -= 1 };
+            self.biased[class] = ptr::null_mut();
+        }
     }
 
     /// Re-reads the options that decide whether this heap may use the fast paths
@@ -257,8 +293,10 @@ impl ThreadHeap {
                     self.refresh_current(class);
                     return b.cast();
                 }
-                // Nothing left in `s`: set it aside and try the next span.
+                // Nothing left in `s`: set it aside and try the next span. (Its blocks are
+                // all out or pending, so `used` stays above 0 without the +1.)
                 self.queues[class].remove(s);
+                self.drop_bias(class, s);
                 if !self.try_set_full(s) {
                     if (*s).thread_free.load(Ordering::Acquire) & !TF_STATE != 0 {
                         // Remote frees arrived since we looked: collect them.
@@ -376,13 +414,13 @@ impl ThreadHeap {
             (*b).next = (*s).free;
             (*s).free = b;
             (*s).used -= 1;
-            if (*s).used <= 0 {
+            if (*s).used == 0 {
                 self.settle(s);
             }
         }
     }
 
-    /// After a local free left `used <= 0`: relink a full span, or retire an empty one.
+    /// After a local free left `used == 0`: relink a full span, or retire an empty one.
     ///
     /// # Safety
     /// `s` is a small span of this heap.
@@ -393,12 +431,8 @@ impl ThreadHeap {
                 self.unfull(s);
                 return;
             }
-            // Empty. Keep it if it is the span the class allocates from (so that a
-            // malloc/free cycle doesn't create and destroy a span each time).
+            // Empty, and not current (the current span's count includes its +1).
             let class = (*s).class as usize;
-            if self.queues[class].head == s {
-                return;
-            }
             self.queues[class].remove(s);
             release_small_span(s);
         }
@@ -601,6 +635,9 @@ unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
             drop(a);
             return free_remote(s, b);
         }
+        if (*s).arena_gen != a.generation {
+            return; // the arena was reset after fork: leave its spans alone
+        }
         let class = (*s).class as usize;
         (*b).next = (*s).free;
         (*s).free = b;
@@ -623,91 +660,95 @@ unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
 /// Gives a heap's spans away before its thread exits: empty ones to their arena's
 /// free pages, the others as orphans. See the module doc.
 ///
+/// Each span is closed (state ORPHAN) under its arena's lock and linked into the
+/// orphan lists in the same critical section: from the moment another thread can see
+/// ORPHAN and free into the span under that lock, the span is where such a free
+/// expects it.
+///
 /// # Safety
 /// `h` is the calling thread's heap (or the shared heap under its lock).
 pub unsafe fn abandon(h: *mut ThreadHeap) {
     // SAFETY: we own every span on the heap's lists.
     unsafe {
         let heap = &mut *h;
-        // 1. Close every span to delayed frees: state -> ORPHAN, waiting out any free
-        //    that is between FREEING and NORMAL, and collect what was pushed.
-        let close = |s: *mut Span| {
-            let sp = &mut *s;
-            if sp.in_full {
-                sp.used = sp.capacity as i32 - (1 - sp.used);
-                sp.in_full = false;
-            }
-            let tf = &sp.thread_free;
-            let mut cur = tf.load(Ordering::Acquire);
-            loop {
-                if cur & TF_STATE == TF_FREEING {
-                    core::hint::spin_loop();
-                    cur = tf.load(Ordering::Acquire);
-                    continue;
-                }
-                match tf.compare_exchange_weak(cur, TF_ORPHAN, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => break,
-                    Err(now) => cur = now,
-                }
-            }
-            let mut b = (cur & !TF_STATE) as *mut Block;
-            while !b.is_null() {
-                let next = (*b).next;
-                (*b).next = sp.free;
-                sp.free = b;
-                sp.used -= 1;
-                b = next;
-            }
-        };
         for c in 0..NUM_CLASSES {
-            heap.queues[c].for_each(close);
+            let b = heap.biased[c];
+            heap.drop_bias(c, b);
+            heap.current[c] = empty_span();
         }
-        heap.full.for_each(close);
-        // 2. No delayed free can start now; the finished ones are on the list.
-        let mut b = heap.delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
-        while !b.is_null() {
-            let next = (*b).next;
-            let s = pagemap::lookup(b as usize);
-            (*b).next = (*s).free;
-            (*s).free = b;
-            (*s).used -= 1;
-            b = next;
-        }
-        // 3. Hand each span over.
-        let give_away = |s: *mut Span| {
-            let sp = &mut *s;
-            sp.owner_tp = 0;
-            sp.heap = ptr::null_mut();
-            let arena = sp.arena;
-            let mut a = (*arena).lock();
-            if sp.used == 0 {
-                release_small_span_locked(&mut a, s);
-            } else if sp.arena_gen == a.generation {
-                let class = sp.class as usize;
-                if sp.free.is_null() && sp.bump >= sp.end {
-                    sp.in_full = true;
-                    a.orphans_full[class].push_front(s);
-                } else {
-                    a.orphans[class].push_front(s);
-                }
-            }
-        };
         for c in 0..NUM_CLASSES {
             loop {
                 let s = heap.queues[c].pop_front();
                 if s.is_null() {
                     break;
                 }
-                give_away(s);
+                orphan(s);
             }
-            heap.current[c] = empty_span();
         }
         loop {
             let s = heap.full.pop_front();
             if s.is_null() {
                 break;
             }
-            give_away(s);
+            orphan(s);
+        }
+        // No delayed free can start now (every span is ORPHAN); the finished ones are
+        // on the list, and their spans are orphans: free them as such.
+        let mut b = heap.delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
+        while !b.is_null() {
+            let next = (*b).next;
+            free_orphan(pagemap::lookup(b as usize), b);
+            b = next;
+        }
+    }
+}
+
+/// Closes span `s` (unlinked from its heap) to its owner and hands it to its arena.
+unsafe fn orphan(s: *mut Span) {
+    // SAFETY: the caller owned `s`; the arena lock orders us with orphan frees.
+    unsafe {
+        let sp = &mut *s;
+        if sp.in_full {
+            sp.used = sp.capacity as i32 - (1 - sp.used);
+            sp.in_full = false;
+        }
+        let arena = sp.arena;
+        let mut a = (*arena).lock();
+        // State -> ORPHAN, waiting out a remote free that is between FREEING and
+        // NORMAL (it does not need this lock), and collect what was pushed.
+        let tf = &sp.thread_free;
+        let mut cur = tf.load(Ordering::Acquire);
+        loop {
+            if cur & TF_STATE == TF_FREEING {
+                core::hint::spin_loop();
+                cur = tf.load(Ordering::Acquire);
+                continue;
+            }
+            match tf.compare_exchange_weak(cur, TF_ORPHAN, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        let mut b = (cur & !TF_STATE) as *mut Block;
+        while !b.is_null() {
+            let next = (*b).next;
+            (*b).next = sp.free;
+            sp.free = b;
+            sp.used -= 1;
+            b = next;
+        }
+        sp.owner_tp = 0;
+        sp.heap = ptr::null_mut();
+        if sp.used == 0 {
+            release_small_span_locked(&mut a, s);
+        } else if sp.arena_gen == a.generation {
+            let class = sp.class as usize;
+            if sp.free.is_null() && sp.bump >= sp.end {
+                sp.in_full = true;
+                a.orphans_full[class].push_front(s);
+            } else {
+                a.orphans[class].push_front(s);
+            }
         }
     }
 }
