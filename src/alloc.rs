@@ -152,7 +152,7 @@ unsafe fn alloc_in(heap: &mut ThreadHeap, size: usize, align: usize) -> *mut u8 
 /// A big block: whole pages from the heap's arena. Returns it and whether its memory
 /// is known to be zero.
 fn big_alloc(heap: &mut ThreadHeap, size: usize, align: usize) -> (*mut u8, bool) {
-    let pages = os::page_round_up(size) >> PAGE_SHIFT;
+    let pages = (os::page_round_up(size) >> PAGE_SHIFT).max(1);
     let arena = heap.arena;
     // SAFETY: arenas are static.
     let mut a = unsafe { (*arena).lock() };
@@ -358,7 +358,18 @@ pub unsafe fn aligned(align: usize, size: usize) -> *mut u8 {
     unsafe { alloc_or_enomem(size, align) }
 }
 
-/// glibc's memalign (and aligned_alloc, its alias in glibc 2.36): an alignment that is
+/// C17's aligned_alloc, as glibc 2.38 implements it: the alignment must be a power of
+/// two (else NULL with EINVAL; glibc 2.36 still treated it as memalign).
+pub unsafe fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded.
+    unsafe { aligned(align, size) }
+}
+
+/// glibc's memalign: an alignment that is
 /// not a power of two is rounded up to one; one beyond half the address space is EINVAL.
 pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
     if align > usize::MAX / 2 + 1 {

@@ -90,7 +90,6 @@ pub struct ArenaInner {
 unsafe impl Send for ArenaInner {}
 
 pub struct Arena {
-    pub index: usize,
     pub inner: Mutex<ArenaInner>,
 }
 
@@ -133,7 +132,7 @@ impl Arena {
         let mut inner = ArenaInner::new();
         inner.index = index;
         inner.brk_usable = index == 0;
-        Arena { index, inner: Mutex::new(inner) }
+        Arena { inner: Mutex::new(inner) }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ArenaInner> {
@@ -594,18 +593,6 @@ impl ArenaInner {
             }
         }
         released
-    }
-
-    /// The arena's regions, for statistics and the heap map.
-    pub fn for_each_region(&self, mut f: impl FnMut(&Region)) {
-        let mut r = self.regions;
-        while !r.is_null() {
-            // SAFETY: our region list.
-            unsafe {
-                f(&*r);
-                r = (*r).next;
-            }
-        }
     }
 
     /// Forgets everything (the child after fork found this arena mid-update). Its

@@ -53,8 +53,8 @@ pub unsafe extern "C" fn oxmalloc_posix_memalign(out: *mut *mut c_void, align: u
 
 #[no_mangle]
 pub unsafe extern "C" fn oxmalloc_aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    // SAFETY: no preconditions (glibc 2.36's aligned_alloc is memalign).
-    unsafe { alloc::memalign(align, size).cast() }
+    // SAFETY: no preconditions.
+    unsafe { alloc::aligned_alloc(align, size).cast() }
 }
 
 #[no_mangle]

@@ -16,10 +16,6 @@ impl<'a> Buf<'a> {
         self.buf.get(..self.len).unwrap_or(&[])
     }
 
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
     /// Appends as much of `s` as fits; text beyond the buffer is dropped.
     pub fn str(&mut self, s: &str) -> &mut Self {
         self.bytes(s.as_bytes())

@@ -24,7 +24,7 @@ pub fn mmap_allowed() -> bool {
 
 /// Maps a block of at least `size` bytes aligned to `align`. Null on failure.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    let map_size = os::page_round_up(size);
+    let map_size = os::page_round_up(size).max(os::PAGE_SIZE);
     let Some(p) = os::map_aligned(map_size, align) else { return core::ptr::null_mut() };
     let s = span::new_span();
     if s.is_null() {
@@ -78,7 +78,7 @@ pub unsafe fn free(s: *mut Span) {
 /// # Safety
 /// `s` is a live Large span.
 pub unsafe fn realloc(s: *mut Span, new_size: usize) -> *mut u8 {
-    let new_map = os::page_round_up(new_size);
+    let new_map = os::page_round_up(new_size).max(os::PAGE_SIZE);
     // SAFETY: per the contract.
     unsafe {
         let old_start = (*s).start;

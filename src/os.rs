@@ -22,8 +22,20 @@ pub const fn page_round_down(n: usize) -> usize {
     n & !(PAGE_SIZE - 1)
 }
 
-/// Maps `size` bytes (a multiple of the page size) of fresh, zeroed, private memory.
+/// Maps `size` bytes (a multiple of the page size) of fresh, zeroed, private memory,
+/// subject to the kernel's overcommit policy like glibc's own mappings (so an
+/// impossible request fails here, as it does under glibc, instead of later).
 pub fn map(size: usize) -> Option<*mut u8> {
+    map_with(size, 0)
+}
+
+/// As `map`, for oxmalloc's own sparse tables (page-map leaves): `MAP_NORESERVE`,
+/// since only the few pages ever written become resident.
+pub fn map_sparse(size: usize) -> Option<*mut u8> {
+    map_with(size, libc::MAP_NORESERVE)
+}
+
+fn map_with(size: usize, extra_flags: i32) -> Option<*mut u8> {
     // SAFETY: an anonymous private mapping at an address of the kernel's choice cannot
     // alias any existing Rust object.
     let p = unsafe {
@@ -31,7 +43,7 @@ pub fn map(size: usize) -> Option<*mut u8> {
             ptr::null_mut(),
             size,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
             -1,
             0,
         )

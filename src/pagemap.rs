@@ -71,7 +71,7 @@ fn leaf_for(addr: usize) -> Option<&'static Leaf> {
     let slot = &ROOT[root_index(addr)];
     let mut leaf = slot.load(Ordering::Acquire);
     if leaf.is_null() {
-        let fresh = os::map(core::mem::size_of::<Leaf>())? as *mut Leaf;
+        let fresh = os::map_sparse(core::mem::size_of::<Leaf>())? as *mut Leaf;
         match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => leaf = fresh,
             Err(existing) => {

@@ -47,11 +47,6 @@ impl RawMutex {
     }
 
     #[inline]
-    pub fn try_lock(&self) -> bool {
-        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
-    }
-
-    #[inline]
     pub fn unlock(&self) {
         if self.state.swap(0, Ordering::Release) == 2 {
             os::futex_wake_one(&self.state);
