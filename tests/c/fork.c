@@ -1,0 +1,418 @@
+/*
+ * fork() while the allocator is busy.
+ *
+ *   fork threaded N   4 threads allocate/free continuously, 1 thread feeds a pipe with
+ *                     fprintf, 1 thread reads it with getline, 1 thread loops over
+ *                     fprintf to /dev/null + fflush(NULL); meanwhile the main thread forks
+ *                     N times. Every child checks and frees blocks inherited from the main
+ *                     thread, mallocs/callocs/reallocs/frees its own (some > 128 KiB),
+ *                     writes one byte to a pipe and _exit(0)s. Each child is waited for at
+ *                     most 10 s (waitpid WNOHANG loop); a hung child is killed and the test
+ *                     fails (a lock held across fork).
+ *   fork single N     single-threaded: the child checks, writes (copy-on-write), frees and
+ *                     reallocates the parent's blocks and forks a grandchild that does the
+ *                     same; the parent's blocks are unaffected.
+ *
+ * Last line: "SUMMARY fork-<mode> forks=N failed=N".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+static int (*volatile v_posix_memalign)(void **, size_t, size_t) = posix_memalign;
+
+static const char *mode = "?";
+#define FAILF(...)                                                           \
+    do {                                                                     \
+        printf("FAIL line %d: ", __LINE__);                                  \
+        printf(__VA_ARGS__);                                                 \
+        printf("\nSUMMARY fork-%s failed=1\n", mode);                        \
+        fflush(stdout);                                                      \
+        _exit(1);                                                            \
+    } while (0)
+
+/* In a child: no stdio, only write(2) of a preformatted message. */
+static void child_fail(int code, const char *msg, size_t a, size_t b) {
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "FAIL in child %d: %s (%zu, %zu)\n", (int)getpid(), msg, a, b);
+    if (n > 0) {
+        ssize_t w = write(1, buf, (size_t)n);
+        (void)w;
+    }
+    _exit(code);
+}
+
+static inline uint64_t xs(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+static inline uint64_t pword(uint64_t seed, size_t i) { return (seed + i) * 0x9E3779B97F4A7C15ull ^ (seed >> 5); }
+static void fill(void *p, size_t n, uint64_t seed) {
+    unsigned char *c = p;
+    size_t w = n / 8, i;
+    for (i = 0; i < w; i++) {
+        uint64_t v = pword(seed, i);
+        memcpy(c + 8 * i, &v, 8);
+    }
+    uint64_t v = pword(seed, i);
+    memcpy(c + 8 * i, &v, n % 8);
+}
+static int intact(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *c = p;
+    size_t w = n / 8, i;
+    for (i = 0; i < w; i++) {
+        uint64_t v = pword(seed, i);
+        if (memcmp(c + 8 * i, &v, 8)) return 0;
+    }
+    uint64_t v = pword(seed, i);
+    return memcmp(c + 8 * i, &v, n % 8) == 0;
+}
+
+struct blk {
+    unsigned char *p;
+    size_t n;
+    uint64_t seed;
+};
+
+/* What every child (and grandchild) does with its inherited and its own memory. */
+static void child_work(struct blk *inh, int ninh, uint64_t rng, int depth) {
+    for (int i = 0; i < ninh; i++)
+        if (inh[i].p && !intact(inh[i].p, inh[i].n, inh[i].seed)) child_fail(2, "inherited block corrupted", (size_t)i, inh[i].n);
+    /* write to inherited blocks (copy-on-write), free half, realloc the others */
+    for (int i = 0; i < ninh; i++) {
+        if (!inh[i].p) continue;
+        fill(inh[i].p, inh[i].n, inh[i].seed ^ 0xC0C0);
+        if (i % 2 == 0) {
+            v_free(inh[i].p);
+            inh[i].p = NULL;
+        } else {
+            size_t m = inh[i].n * 2 + 1000;
+            unsigned char *q = v_realloc(inh[i].p, m);
+            if (!q) child_fail(3, "realloc of inherited block failed", inh[i].n, m);
+            if (!intact(q, inh[i].n, inh[i].seed ^ 0xC0C0)) child_fail(2, "realloc of inherited block lost data", inh[i].n, m);
+            inh[i].p = q;
+            inh[i].n = m;
+            inh[i].seed ^= 0xC0C0;
+            fill(q, m, inh[i].seed);
+        }
+    }
+    /* own allocations, some > 128 KiB */
+    static const size_t sizes[] = {16, 100, 1000, 5000, 40000, 140000, 300000, 1 << 20};
+    struct blk own[64];
+    int n = 0;
+    for (int r = 0; r < 2; r++)
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            size_t sz = sizes[k] + (size_t)(xs(&rng) % 64);
+            unsigned char *p = (k % 3 == 0) ? v_calloc(1, sz) : v_malloc(sz);
+            if (!p) child_fail(3, "malloc in child failed", sz, k);
+            if (k % 3 == 0)
+                for (size_t i = 0; i < sz; i += 512)
+                    if (p[i]) child_fail(4, "calloc memory not zero in child", sz, i);
+            own[n] = (struct blk){p, sz, xs(&rng)};
+            fill(p, sz, own[n].seed);
+            n++;
+        }
+    void *al = NULL;
+    if (v_posix_memalign(&al, 65536, 200000) || ((uintptr_t)al & 65535)) child_fail(5, "posix_memalign in child", 65536, 200000);
+    memset(al, 1, 200000);
+    for (int i = 0; i < n; i++)
+        if (!intact(own[i].p, own[i].n, own[i].seed)) child_fail(2, "own block corrupted in child", (size_t)i, own[i].n);
+    for (int i = 0; i < ninh; i++)
+        if (inh[i].p && !intact(inh[i].p, inh[i].n, inh[i].seed)) child_fail(2, "reallocated inherited block corrupted", (size_t)i, inh[i].n);
+    if (depth > 0) {
+        /* grandchild: inherits a heap that was itself inherited */
+        pid_t g = fork();
+        if (g < 0) child_fail(6, "fork in child failed", 0, 0);
+        if (g == 0) {
+            child_work(inh, ninh, rng ^ 0x5555, depth - 1);
+            _exit(0);
+        }
+        int st = 0;
+        for (int t = 0; t < 10000; t++) { /* 10 s */
+            pid_t r = waitpid(g, &st, WNOHANG);
+            if (r == g) break;
+            if (t == 9999) {
+                kill(g, SIGKILL);
+                waitpid(g, &st, 0);
+                child_fail(7, "grandchild hung", 0, 0);
+            }
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) child_fail(8, "grandchild failed", (size_t)st, 0);
+    }
+    for (int i = 0; i < n; i++) v_free(own[i].p);
+    for (int i = 0; i < ninh; i++) v_free(inh[i].p);
+    v_free(al);
+}
+
+/* Waits for a child at most 10 s; returns its status. */
+static int wait_child(pid_t pid, int index) {
+    int st = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return st;
+        if (r < 0) FAILF("waitpid(child #%d): %s", index, strerror(errno));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= 10) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            FAILF("child #%d (pid %d) did not exit within 10 s: deadlock in the child after fork (a lock held by "
+                  "another thread at fork time?)",
+                  index, (int)pid);
+        }
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ------------------------------------------------------------------ background threads */
+
+static atomic_int stop;
+
+/* Background threads pause briefly now and then so that, on 2 cores, the forking main
+ * thread and its children are not starved; they still run (and hold allocator and stdio
+ * locks) most of the time around every fork. */
+static void breathe(long n) {
+    if (n % 64 == 63) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+static atomic_long alloc_ops, lines_read, flushes;
+static int stdio_pipe[2];
+/* Both ends are fdopen()ed by the main thread before the threads start and fclose()d after
+ * they are joined: fdopen/fclose take glibc's stdio list lock, which fflush(NULL) holds
+ * while it waits for the reader's FILE lock -- held by getline during a blocking read --
+ * so a writer calling fdopen/fclose while the reader waits for its data would deadlock
+ * inside glibc, whatever the allocator. */
+static FILE *pipe_w, *pipe_r;
+
+static void *alloc_thread(void *arg) {
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ull | 1;
+    struct blk b[32] = {{0}};
+    long ops = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        int i = (int)(xs(&rng) % 32);
+        if (b[i].p) {
+            if (!intact(b[i].p, b[i].n, b[i].seed)) FAILF("alloc thread: block of %zu corrupted", b[i].n);
+            if (xs(&rng) & 1) {
+                v_free(b[i].p);
+                b[i].p = NULL;
+                ops++;
+                continue;
+            }
+        }
+        uint64_t r = xs(&rng) % 100;
+        size_t sz = r < 70 ? 1 + xs(&rng) % 512 : r < 97 ? 512 + xs(&rng) % 30000 : 131072 + xs(&rng) % 400000;
+        unsigned char *p = b[i].p ? v_realloc(b[i].p, sz) : v_malloc(sz);
+        if (!p) FAILF("alloc thread: allocation of %zu failed", sz);
+        if (b[i].p && !intact(p, sz < b[i].n ? sz : b[i].n, b[i].seed)) FAILF("alloc thread: realloc lost data");
+        b[i] = (struct blk){p, sz, xs(&rng)};
+        fill(p, sz, b[i].seed);
+        ops++;
+        breathe(ops);
+    }
+    for (int i = 0; i < 32; i++) v_free(b[i].p);
+    atomic_fetch_add(&alloc_ops, ops);
+    return NULL;
+}
+
+static void *pipe_writer(void *arg) {
+    (void)arg;
+    FILE *w = pipe_w;
+    long n = 0;
+    char pad[300];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        fprintf(w, "line %ld %.*s\n", n, (int)(n % 290), pad);
+        n++;
+        if (n % 16 == 0) fflush(w);
+        breathe(n);
+    }
+    fprintf(w, "end %ld\n", n);
+    fflush(w);
+    return NULL;
+}
+
+static void *pipe_reader(void *arg) {
+    (void)arg;
+    FILE *r = pipe_r;
+    char *line = NULL;
+    size_t cap = 0;
+    long expect = 0;
+    ssize_t len;
+    int ended = 0;
+    while ((len = getline(&line, &cap, r)) >= 0) {
+        long k;
+        if (sscanf(line, "end %ld", &k) == 1) {
+            if (k != expect) FAILF("pipe reader: end marker %ld after %ld lines", k, expect);
+            ended = 1;
+            break;
+        }
+        if (sscanf(line, "line %ld", &k) != 1 || k != expect)
+            FAILF("pipe reader: got \"%.40s\", want line %ld", line, expect);
+        size_t want_len = (size_t)snprintf(NULL, 0, "line %ld ", k) + (size_t)(k % 290) + 1;
+        if ((size_t)len != want_len) FAILF("pipe reader: line %ld has length %zd, want %zu", k, len, want_len);
+        expect++;
+    }
+    if (!ended) FAILF("pipe reader: no end marker after %ld lines", expect);
+    free(line);
+    atomic_store(&lines_read, expect);
+    return NULL;
+}
+
+static void *flusher(void *arg) {
+    (void)arg;
+    FILE *null = fopen("/dev/null", "w");
+    if (!null) FAILF("fopen(/dev/null)");
+    long n = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        fprintf(null, "flush %ld %s\n", n, "some text to format");
+        fflush(NULL);
+        if (n % 64 == 0) {
+            FILE *f = fopen("/dev/null", "w"); /* allocates and frees a FILE */
+            if (f) {
+                fprintf(f, "x");
+                fclose(f);
+            }
+        }
+        n++;
+        breathe(n);
+    }
+    fclose(null);
+    atomic_store(&flushes, n);
+    return NULL;
+}
+
+static int mode_threaded(int nforks) {
+    int res_pipe[2];
+    if (pipe(stdio_pipe) || pipe(res_pipe)) FAILF("pipe: %s", strerror(errno));
+    fcntl(res_pipe[0], F_SETFL, O_NONBLOCK);
+    pipe_r = fdopen(stdio_pipe[0], "r");
+    pipe_w = fdopen(stdio_pipe[1], "w");
+    if (!pipe_r || !pipe_w) FAILF("fdopen(pipe)");
+    pthread_t th[7];
+    int nth = 0;
+    for (int i = 0; i < 4; i++) pthread_create(&th[nth++], NULL, alloc_thread, (void *)(uintptr_t)(i + 1));
+    pthread_create(&th[nth++], NULL, pipe_reader, NULL);
+    pthread_create(&th[nth++], NULL, pipe_writer, NULL);
+    pthread_create(&th[nth++], NULL, flusher, NULL);
+
+    uint64_t rng = 42;
+    enum { NB = 12 };
+    struct blk mine[NB];
+    for (int i = 0; i < NB; i++) {
+        size_t sz = i == 0 ? 300000 : 10 + xs(&rng) % 3000;
+        mine[i] = (struct blk){v_malloc(sz), sz, xs(&rng)};
+        fill(mine[i].p, sz, mine[i].seed);
+    }
+    for (int f = 0; f < nforks; f++) {
+        /* mutate the main thread's blocks between forks */
+        int i = (int)(xs(&rng) % NB);
+        v_free(mine[i].p);
+        size_t sz = (f % 10 == 0) ? 150000 + xs(&rng) % 100000 : 10 + xs(&rng) % 3000;
+        mine[i] = (struct blk){v_malloc(sz), sz, xs(&rng)};
+        if (!mine[i].p) FAILF("main: malloc(%zu)", sz);
+        fill(mine[i].p, sz, mine[i].seed);
+
+        pid_t pid = fork();
+        if (pid < 0) FAILF("fork #%d: %s", f, strerror(errno));
+        if (pid == 0) {
+            struct blk copy[NB];
+            memcpy(copy, mine, sizeof copy);
+            child_work(copy, NB, rng ^ (uint64_t)f, 0);
+            char c = 'K';
+            if (write(res_pipe[1], &c, 1) != 1) _exit(9);
+            _exit(0);
+        }
+        int st = wait_child(pid, f);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            FAILF("child #%d: %s %d", f, WIFEXITED(st) ? "exit code" : "killed by signal",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        char c = 0;
+        if (read(res_pipe[0], &c, 1) != 1 || c != 'K') FAILF("child #%d exited 0 but wrote no byte to the pipe", f);
+    }
+    for (int i = 0; i < NB; i++)
+        if (!intact(mine[i].p, mine[i].n, mine[i].seed)) FAILF("main thread block %d corrupted", i);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
+    fclose(pipe_w);
+    fclose(pipe_r);
+    for (int i = 0; i < NB; i++) v_free(mine[i].p);
+    printf("%d forks; meanwhile %ld alloc ops, %ld lines through the pipe, %ld fflush(NULL)\n", nforks,
+           (long)alloc_ops, (long)lines_read, (long)flushes);
+    if (alloc_ops == 0 || lines_read == 0 || flushes == 0) FAILF("a background thread did no work");
+    printf("SUMMARY fork-threaded forks=%d failed=0\n", nforks);
+    return 0;
+}
+
+static int mode_single(int nforks) {
+    uint64_t rng = 7;
+    enum { NB = 40 };
+    struct blk b[NB];
+    for (int i = 0; i < NB; i++) {
+        size_t sz = (i % 8 == 0) ? 200000 + xs(&rng) % 200000 : 1 + xs(&rng) % 5000;
+        b[i] = (struct blk){v_malloc(sz), sz, xs(&rng)};
+        fill(b[i].p, sz, b[i].seed);
+    }
+    for (int f = 0; f < nforks; f++) {
+        pid_t pid = fork();
+        if (pid < 0) FAILF("fork: %s", strerror(errno));
+        if (pid == 0) {
+            struct blk copy[NB];
+            memcpy(copy, b, sizeof copy);
+            child_work(copy, NB, rng + (uint64_t)f, f % 5 == 0 ? 1 : 0);
+            _exit(0);
+        }
+        int st = wait_child(pid, f);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            FAILF("child #%d: %s %d", f, WIFEXITED(st) ? "exit code" : "killed by signal",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        /* the child's writes and frees did not touch the parent's blocks */
+        for (int i = 0; i < NB; i++)
+            if (!intact(b[i].p, b[i].n, b[i].seed)) FAILF("parent block %d corrupted after child #%d", i, f);
+        /* the parent keeps allocating normally */
+        int i = (int)(xs(&rng) % NB);
+        v_free(b[i].p);
+        b[i].n = 1 + xs(&rng) % 300000;
+        b[i].p = v_malloc(b[i].n);
+        b[i].seed = xs(&rng);
+        fill(b[i].p, b[i].n, b[i].seed);
+    }
+    for (int i = 0; i < NB; i++) v_free(b[i].p);
+    printf("SUMMARY fork-single forks=%d failed=0\n", nforks);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    mode = argc > 1 ? argv[1] : "";
+    int n = argc > 2 ? atoi(argv[2]) : 300;
+    if (!strcmp(mode, "threaded")) return mode_threaded(n);
+    if (!strcmp(mode, "single")) return mode_single(n);
+    fprintf(stderr, "usage: fork threaded|single N\n");
+    return 2;
+}

@@ -1,0 +1,388 @@
+/*
+ * Multi-threaded allocation tests.
+ *
+ *   threads waves    WAVES THREADS OPS   threads hand blocks to each other through shared
+ *                                        slots (atomic exchange) and free the other side's
+ *                                        blocks; threads exit at the end of every wave and
+ *                                        leave blocks behind for the next wave to free.
+ *   threads churn    TOTAL BATCH         TOTAL short-lived threads (BATCH at a time) each
+ *                                        allocate a few KiB, check, free and exit; VmRSS
+ *                                        after the first 100 threads vs at the end must stay
+ *                                        within 8 MiB.
+ *   threads prodcons BLOCKS QUEUE        one producer allocates BLOCKS blocks of 16..512
+ *                                        bytes, 2 consumers free them; at most QUEUE blocks
+ *                                        in flight; VmHWM must stay below 64 MiB.
+ *
+ * Every block carries a header (owner thread, sequence number, size, checksum) and a
+ * pattern derived from them; every byte is checked by whoever frees it.
+ * Last line: "SUMMARY threads-<mode> ... failed=N".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static size_t (*volatile v_usable)(void *) = malloc_usable_size;
+
+static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *mode = "?";
+
+#define FAILF(...)                                                           \
+    do {                                                                     \
+        pthread_mutex_lock(&print_lock);                                     \
+        printf("FAIL line %d: ", __LINE__);                                  \
+        printf(__VA_ARGS__);                                                 \
+        printf("\nSUMMARY threads-%s failed=1\n", mode);                     \
+        fflush(stdout);                                                      \
+        _exit(1);                                                            \
+    } while (0)
+
+static inline uint64_t xs(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* ------------------------------------------------------------------ tagged blocks */
+
+struct hdr {
+    uint64_t tag; /* owner << 40 | seq */
+    uint64_t size;
+    uint64_t check;
+};
+#define HDR sizeof(struct hdr)
+
+static inline uint64_t hsum(uint64_t tag, uint64_t size) { return (tag ^ 0xA5A5A5A5DEADBEEFull) * 0x9E3779B97F4A7C15ull + size; }
+static inline uint64_t pword(uint64_t tag, size_t i) { return (tag + i) * 0xD6E8FEB86659FD93ull ^ (tag >> 17); }
+
+static void *make_block(uint64_t owner, uint64_t seq, size_t size) {
+    if (size < HDR) size = HDR;
+    unsigned char *p = v_malloc(size);
+    if (!p) FAILF("malloc(%zu) returned NULL in thread %llu", size, (unsigned long long)owner);
+    if ((uintptr_t)p & 15) FAILF("malloc(%zu) = %p not 16-aligned", size, (void *)p);
+    if (v_usable(p) < size) FAILF("malloc(%zu): usable %zu", size, v_usable(p));
+    struct hdr h = {owner << 40 | seq, size, 0};
+    h.check = hsum(h.tag, size);
+    memcpy(p, &h, HDR);
+    size_t words = (size - HDR) / 8, i;
+    for (i = 0; i < words; i++) {
+        uint64_t w = pword(h.tag, i);
+        memcpy(p + HDR + 8 * i, &w, 8);
+    }
+    uint64_t w = pword(h.tag, i);
+    memcpy(p + HDR + 8 * i, &w, (size - HDR) % 8);
+    return p;
+}
+
+/* Verifies every byte; returns the block's size. */
+static size_t check_block(const unsigned char *p, const char *who) {
+    struct hdr h;
+    memcpy(&h, p, HDR);
+    if (h.check != hsum(h.tag, h.size) || h.size < HDR || h.size > (64u << 20))
+        FAILF("%s: block %p has a corrupt header (tag %#llx size %llu check %#llx)", who, (const void *)p,
+              (unsigned long long)h.tag, (unsigned long long)h.size, (unsigned long long)h.check);
+    size_t words = (h.size - HDR) / 8, i;
+    for (i = 0; i < words; i++) {
+        uint64_t w = pword(h.tag, i), v;
+        memcpy(&v, p + HDR + 8 * i, 8);
+        if (v != w)
+            FAILF("%s: block %p (owner thread %llu, seq %llu, size %llu) corrupted at offset %zu", who, (const void *)p,
+                  (unsigned long long)(h.tag >> 40), (unsigned long long)(h.tag & ((1ull << 40) - 1)),
+                  (unsigned long long)h.size, HDR + 8 * i);
+    }
+    uint64_t w = pword(h.tag, i);
+    if (memcmp(p + HDR + 8 * i, &w, (h.size - HDR) % 8))
+        FAILF("%s: block %p (size %llu) corrupted in its last bytes", who, (const void *)p, (unsigned long long)h.size);
+    return h.size;
+}
+
+static size_t rand_size(uint64_t *r) {
+    uint64_t k = xs(r) % 10000, x = xs(r);
+    if (k < 6000) return HDR + x % (256 - HDR);
+    if (k < 9500) return 256 + x % (4096 - 256);
+    if (k < 9990) return 4096 + x % (65536 - 4096);
+    return (256u << 10) + x % (768u << 10);
+}
+
+static long status_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t fl = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':') v = atol(line + fl + 1);
+    if (f) fclose(f);
+    return v;
+}
+
+/* ------------------------------------------------------------------ waves */
+
+#define NSLOTS 256
+#define NLOCAL 64
+static _Atomic(unsigned char *) slots[NSLOTS];
+static long g_ops;
+static atomic_long handed, received, freed_total;
+
+struct wave_arg {
+    uint64_t owner;
+};
+
+static void *wave_thread(void *arg) {
+    uint64_t owner = ((struct wave_arg *)arg)->owner;
+    uint64_t rng = 0x9E3779B97F4A7C15ull * (owner + 1) | 1, seq = 0;
+    unsigned char *local[NLOCAL];
+    int nl = 0;
+    long my_handed = 0, my_received = 0, my_freed = 0;
+    for (long op = 0; op < g_ops; op++) {
+        uint64_t r = xs(&rng) % 10;
+        if (r < 5) {
+            unsigned char *b = make_block(owner, seq++, rand_size(&rng));
+            unsigned char *got = atomic_exchange(&slots[xs(&rng) % NSLOTS], b);
+            my_handed++;
+            if (got) {
+                check_block(got, "block received through a slot");
+                v_free(got);
+                my_received++;
+                my_freed++;
+            }
+        } else if (r < 8 || nl == 0) {
+            if (nl == NLOCAL) {
+                int i = (int)(xs(&rng) % NLOCAL);
+                check_block(local[i], "local block");
+                v_free(local[i]);
+                my_freed++;
+                local[i] = local[--nl];
+            }
+            local[nl++] = make_block(owner, seq++, rand_size(&rng));
+        } else {
+            int i = (int)(xs(&rng) % (uint64_t)nl);
+            check_block(local[i], "local block");
+            v_free(local[i]);
+            my_freed++;
+            local[i] = local[--nl];
+        }
+    }
+    /* Leave half of the local blocks behind in the slots for other (later) threads. */
+    for (int i = 0; i < nl; i++) {
+        if (i & 1) {
+            unsigned char *got = atomic_exchange(&slots[xs(&rng) % NSLOTS], local[i]);
+            my_handed++;
+            if (got) {
+                check_block(got, "block received at thread exit");
+                v_free(got);
+                my_freed++;
+            }
+        } else {
+            check_block(local[i], "local block at exit");
+            v_free(local[i]);
+            my_freed++;
+        }
+    }
+    atomic_fetch_add(&handed, my_handed);
+    atomic_fetch_add(&received, my_received);
+    atomic_fetch_add(&freed_total, my_freed);
+    return NULL;
+}
+
+static int mode_waves(int waves, int nthreads, long ops) {
+    g_ops = ops;
+    pthread_t th[256];
+    struct wave_arg args[256];
+    if (nthreads > 256) nthreads = 256;
+    for (int w = 0; w < waves; w++) {
+        for (int t = 0; t < nthreads; t++) {
+            args[t].owner = (uint64_t)w * 1000 + (uint64_t)t + 1;
+            if (pthread_create(&th[t], NULL, wave_thread, &args[t])) FAILF("pthread_create: %s", strerror(errno));
+        }
+        for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+        int parked = 0;
+        for (int s = 0; s < NSLOTS; s++)
+            if (atomic_load(&slots[s])) parked++;
+        printf("wave %d: %d threads done, %d blocks of exited threads parked in slots, VmRSS %ld KiB\n", w, nthreads,
+               parked, status_kib("VmRSS"));
+    }
+    int drained = 0;
+    for (int s = 0; s < NSLOTS; s++) {
+        unsigned char *b = atomic_exchange(&slots[s], NULL);
+        if (b) {
+            check_block(b, "block drained at the end");
+            v_free(b);
+            drained++;
+        }
+    }
+    printf("handed %ld blocks through slots, %ld received and freed by another thread, %d drained by main\n",
+           (long)handed, (long)received, drained);
+    if (received < ops) FAILF("too few cross-thread frees (%ld): the test did not exercise the exchange", (long)received);
+    printf("SUMMARY threads-waves waves=%d threads=%d ops=%ld failed=0\n", waves, nthreads, ops);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ churn */
+
+static atomic_long churn_seq;
+
+static void *churn_thread(void *arg) {
+    uint64_t id = (uint64_t)(uintptr_t)arg;
+    uint64_t rng = (id + 1) * 0x9E3779B97F4A7C15ull | 1;
+    enum { NB = 24 };
+    unsigned char *b[NB];
+    int n = NB;
+    for (int i = 0; i < NB; i++) {
+        size_t sz;
+        if (i == 0)
+            sz = 4096 + xs(&rng) % 12288; /* one 4..16 KiB block */
+        else if (i == 1 && id % 50 == 0)
+            sz = 200000 + xs(&rng) % 100000; /* now and then a large one */
+        else
+            sz = HDR + xs(&rng) % 500;
+        b[i] = make_block(id, (uint64_t)i, sz);
+    }
+    /* free in random order, checking every byte */
+    while (n > 0) {
+        int i = (int)(xs(&rng) % (uint64_t)n);
+        check_block(b[i], "churn block");
+        v_free(b[i]);
+        b[i] = b[--n];
+    }
+    atomic_fetch_add(&churn_seq, 1);
+    return NULL;
+}
+
+static int mode_churn(long total, int batch) {
+    pthread_t th[64];
+    if (batch > 64) batch = 64;
+    long rss100 = -1, created = 0;
+    while (created < total) {
+        int k = 0;
+        for (; k < batch && created < total; k++, created++)
+            if (pthread_create(&th[k], NULL, churn_thread, (void *)(uintptr_t)created))
+                FAILF("pthread_create #%ld: %s", created, strerror(errno));
+        for (int i = 0; i < k; i++) pthread_join(th[i], NULL);
+        if (rss100 < 0 && created >= 100) {
+            rss100 = status_kib("VmRSS");
+            printf("VmRSS after %ld threads: %ld KiB\n", created, rss100);
+        }
+    }
+    long rss_end = status_kib("VmRSS");
+    printf("VmRSS after %ld threads: %ld KiB (growth %ld KiB); VmHWM %ld KiB\n", created, rss_end, rss_end - rss100,
+           status_kib("VmHWM"));
+    if ((long)churn_seq != total) FAILF("only %ld of %ld threads completed", (long)churn_seq, total);
+    if (rss_end > rss100 + 8 * 1024)
+        FAILF("RSS grew from %ld KiB (after 100 threads) to %ld KiB (after %ld threads): +%ld KiB > 8 MiB; memory of "
+              "exited threads is not reused",
+              rss100, rss_end, total, rss_end - rss100);
+    printf("SUMMARY threads-churn threads=%ld rss100=%ld rss_end=%ld failed=0\n", total, rss100, rss_end);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ producer / consumer */
+
+static unsigned char **queue;
+static long qcap, qhead, qtail; /* qtail - qhead = count */
+static int producer_done;
+static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t qnot_full = PTHREAD_COND_INITIALIZER, qnot_empty = PTHREAD_COND_INITIALIZER;
+static atomic_long consumed;
+static atomic_ullong seq_sum;
+
+static long g_blocks;
+
+static void *producer(void *arg) {
+    (void)arg;
+    uint64_t rng = 12345;
+    enum { BATCH = 64 };
+    unsigned char *batch[BATCH];
+    for (long i = 0; i < g_blocks;) {
+        int k = 0;
+        for (; k < BATCH && i < g_blocks; k++, i++) batch[k] = make_block(1, (uint64_t)i, 16 + xs(&rng) % 497);
+        pthread_mutex_lock(&qlock);
+        for (int j = 0; j < k; j++) {
+            while (qtail - qhead == qcap) pthread_cond_wait(&qnot_full, &qlock);
+            queue[qtail++ % qcap] = batch[j];
+        }
+        pthread_cond_broadcast(&qnot_empty);
+        pthread_mutex_unlock(&qlock);
+    }
+    pthread_mutex_lock(&qlock);
+    producer_done = 1;
+    pthread_cond_broadcast(&qnot_empty);
+    pthread_mutex_unlock(&qlock);
+    return NULL;
+}
+
+static void *consumer(void *arg) {
+    (void)arg;
+    enum { BATCH = 64 };
+    unsigned char *batch[BATCH];
+    unsigned long long sum = 0;
+    long n = 0;
+    for (;;) {
+        int k = 0;
+        pthread_mutex_lock(&qlock);
+        while (qtail == qhead && !producer_done) pthread_cond_wait(&qnot_empty, &qlock);
+        while (k < BATCH && qtail != qhead) batch[k++] = queue[qhead++ % qcap];
+        int done = producer_done && qtail == qhead;
+        pthread_cond_signal(&qnot_full);
+        pthread_mutex_unlock(&qlock);
+        for (int j = 0; j < k; j++) {
+            struct hdr h;
+            check_block(batch[j], "consumer");
+            memcpy(&h, batch[j], HDR);
+            sum += h.tag & ((1ull << 40) - 1);
+            v_free(batch[j]);
+            n++;
+        }
+        if (done && k == 0) break;
+    }
+    atomic_fetch_add(&consumed, n);
+    atomic_fetch_add(&seq_sum, sum);
+    return NULL;
+}
+
+static int mode_prodcons(long blocks, long cap) {
+    g_blocks = blocks;
+    qcap = cap;
+    queue = v_malloc((size_t)cap * sizeof *queue);
+    long hwm0 = status_kib("VmHWM");
+    pthread_t p, c[2];
+    pthread_create(&p, NULL, producer, NULL);
+    pthread_create(&c[0], NULL, consumer, NULL);
+    pthread_create(&c[1], NULL, consumer, NULL);
+    pthread_join(p, NULL);
+    pthread_join(c[0], NULL);
+    pthread_join(c[1], NULL);
+    long hwm = status_kib("VmHWM");
+    unsigned long long want = (unsigned long long)blocks * (unsigned long long)(blocks - 1) / 2;
+    printf("consumed %ld blocks; VmHWM %ld KiB at start, %ld KiB at end; VmRSS %ld KiB\n", (long)consumed, hwm0, hwm,
+           status_kib("VmRSS"));
+    if ((long)consumed != blocks) FAILF("consumed %ld blocks, produced %ld", (long)consumed, blocks);
+    if ((unsigned long long)seq_sum != want) FAILF("sum of sequence numbers %llu, want %llu", (unsigned long long)seq_sum, want);
+    if (hwm >= 64 * 1024)
+        FAILF("peak RSS (VmHWM) %ld KiB >= 64 MiB with at most %ld blocks of <= 512 bytes in flight: memory freed by "
+              "the consumer threads is not reused by the producer",
+              hwm, cap);
+    v_free(queue);
+    printf("SUMMARY threads-prodcons blocks=%ld vmhwm_kib=%ld failed=0\n", blocks, hwm);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    mode = argc > 1 ? argv[1] : "";
+    if (!strcmp(mode, "waves") && argc == 5) return mode_waves(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
+    if (!strcmp(mode, "churn") && argc == 4) return mode_churn(atol(argv[2]), atoi(argv[3]));
+    if (!strcmp(mode, "prodcons") && argc == 4) return mode_prodcons(atol(argv[2]), atol(argv[3]));
+    fprintf(stderr, "usage: threads waves WAVES THREADS OPS | churn TOTAL BATCH | prodcons BLOCKS QUEUE\n");
+    return 2;
+}

@@ -1,0 +1,36 @@
+//! fork() under load (tests/c/fork.c): children of a process whose threads are busy in
+//! malloc and stdio must be able to allocate, and must never hang.
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn fork_test(mode: &str, n: &str, preload: Preload) {
+    let exe = compile_c("fork", &[]);
+    // Global limit; each child is also limited to 10 s by the program itself.
+    let out = run(cmd(&exe, &[mode, n]), &preload, Duration::from_secs(120));
+    let summary = summary_line(&out, &format!("SUMMARY fork-{mode}")).unwrap_or_default();
+    assert!(
+        out.success() && summary.contains("failed=0"),
+        "fork {mode} {n} failed under {}:\n{}",
+        preload.label(),
+        out.describe()
+    );
+    eprintln!("{}", out.stdout_str());
+}
+
+/// 300 forks while 4 threads allocate/free and 3 threads do stdio (getline on a pipe,
+/// fprintf + fflush(NULL)); every child allocates (also > 128 KiB) and exits in time.
+#[test]
+fn fork_while_threads_allocate() {
+    fork_test("threaded", "40", Preload::None); // control
+    fork_test("threaded", "300", Preload::Oxmalloc);
+}
+
+/// Single-threaded: children (and grandchildren) use and free inherited blocks; the
+/// parent's blocks are unaffected.
+#[test]
+fn fork_single_threaded() {
+    fork_test("single", "30", Preload::None); // control
+    fork_test("single", "100", Preload::Oxmalloc);
+}

@@ -1,0 +1,46 @@
+//! Multi-threaded allocation (tests/c/threads.c): cross-thread frees in waves of
+//! exiting threads, 10,000 short-lived threads with bounded RSS, and a producer/consumer
+//! pair whose peak RSS must stay bounded. Each also runs against glibc as a control.
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn threads(args: &[&str], preload: Preload) -> Output {
+    let exe = compile_c("threads", &[]);
+    let out = run(cmd(&exe, args), &preload, Duration::from_secs(120));
+    let summary = summary_line(&out, &format!("SUMMARY threads-{}", args[0])).unwrap_or_default();
+    assert!(
+        out.success() && summary.contains("failed=0"),
+        "threads {} failed under {}:\n{}",
+        args.join(" "),
+        preload.label(),
+        out.describe()
+    );
+    eprintln!("{}", out.stdout_str());
+    out
+}
+
+/// 5 waves x 8 threads x 100k ops; blocks handed between threads through atomic slots
+/// and freed on the other side; every byte checked.
+#[test]
+fn waves_of_threads_exchanging_blocks() {
+    threads(&["waves", "2", "8", "20000"], Preload::None);
+    threads(&["waves", "5", "8", "100000"], Preload::Oxmalloc);
+}
+
+/// 10,000 short-lived threads, 8 at a time: RSS at the end within 8 MiB of the RSS after
+/// the first 100 threads.
+#[test]
+fn thread_churn_keeps_rss_bounded() {
+    threads(&["churn", "2000", "8"], Preload::None);
+    threads(&["churn", "10000", "8"], Preload::Oxmalloc);
+}
+
+/// One producer allocates 2M blocks of 16..512 bytes, two consumers free them, at most
+/// 10k in flight: VmHWM < 64 MiB.
+#[test]
+fn producer_consumer_peak_rss_bounded() {
+    threads(&["prodcons", "500000", "10000"], Preload::None);
+    threads(&["prodcons", "2000000", "10000"], Preload::Oxmalloc);
+}
