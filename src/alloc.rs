@@ -312,6 +312,17 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                 if size <= old && (size >= old / 2 || old <= MIN_ALIGN * 2) {
                     return p;
                 }
+                // A big block that stays below the mmap threshold grows into the free
+                // pages after it when it can (growing buffers then copy nothing).
+                if (*span).kind == Kind::Big && size > old && size < options::get().mmap_threshold {
+                    let arena = (*span).arena;
+                    let mut a = (*arena).lock();
+                    if (*span).arena_gen == a.generation
+                        && a.grow_in_place(span, os::page_round_up(size) >> PAGE_SHIFT, arena)
+                    {
+                        return p;
+                    }
+                }
             }
             Kind::Large => {
                 if size >= options::get().mmap_threshold || size > MAX_CLASS_SIZE {

@@ -35,6 +35,12 @@ pub const MAX_ARENAS: usize = 64;
 /// Free runs of `i` pages live in bin `i` for `i < RUN_BINS - 1`; longer ones share the last.
 const RUN_BINS: usize = 128;
 
+/// Free pages that stayed unused this long are given back to the OS (MADV_DONTNEED),
+/// checked at most every DECAY_CHECK_MS on the arena's own activity: no thread, no
+/// timer, and a program that stops allocating stops paying for it.
+const DECAY_MS: u64 = 1000;
+const DECAY_CHECK_MS: u64 = 100;
+
 /// The smallest mmapped region an arena maps at a time.
 const MIN_MMAP_REGION: usize = 4 << 20;
 
@@ -84,6 +90,8 @@ pub struct ArenaInner {
     pub generation: u32,
     /// This arena's slot in ARENAS.
     index: usize,
+    /// When decay last looked at the free runs (ms, os::now_ms).
+    last_decay: u64,
 }
 
 // SAFETY: raw pointers inside are only followed under the arena lock.
@@ -113,6 +121,7 @@ impl ArenaInner {
             small_span_bytes: 0,
             generation: 0,
             index: 0,
+            last_decay: 0,
         }
     }
 }
@@ -162,6 +171,7 @@ impl ArenaInner {
     /// `arena`, `region` and `zeroed` set and nothing mapped to it in the page map.
     /// Null when out of memory.
     pub fn alloc_run(&mut self, arena: *mut Arena, pages: usize, align: usize) -> *mut Span {
+        self.maybe_decay();
         let extra = (align >> PAGE_SHIFT).saturating_sub(1);
         let want = pages + extra;
         let mut run = self.find_run(want);
@@ -323,8 +333,10 @@ impl ArenaInner {
     /// # Safety
     /// `s` is an unlinked span of this arena holding no live block.
     pub unsafe fn release_run(&mut self, s: *mut Span, arena: *mut Arena) {
+        self.maybe_decay();
         // SAFETY: `s` is ours and holds nothing live; neighbours come from the page map.
         unsafe {
+            (*s).freed_at = os::now_ms();
             (*s).kind = Kind::FreeRun;
             (*s).owner_tp = 0;
             (*s).heap = ptr::null_mut();
@@ -352,6 +364,36 @@ impl ArenaInner {
                 return;
             }
             self.insert_free_run(s);
+        }
+    }
+
+    /// Grows the big block `s` in place to `pages` pages by taking the start of the free
+    /// run right after it, if there is one long enough. True if it grew.
+    ///
+    /// # Safety
+    /// `s` is a live big span of this arena.
+    pub unsafe fn grow_in_place(&mut self, s: *mut Span, pages: usize, arena: *mut Arena) -> bool {
+        // SAFETY: `s` is ours; the neighbour comes from the page map under the lock.
+        unsafe {
+            let extra = pages.saturating_sub((*s).pages);
+            if extra == 0 {
+                return true;
+            }
+            let right = self.free_neighbour((*s).end_addr(), (*s).region, arena);
+            if right.is_null() || (*right).start != (*s).end_addr() || (*right).pages < extra {
+                return false;
+            }
+            self.remove_free_run(right);
+            if (*right).pages > extra {
+                (*right).start += extra << PAGE_SHIFT;
+                (*right).pages -= extra;
+                self.insert_free_run(right);
+            } else {
+                span::delete_span(right);
+            }
+            (*s).pages = pages;
+            self.big_bytes += extra << PAGE_SHIFT;
+            true
         }
     }
 
@@ -549,6 +591,42 @@ impl ArenaInner {
         true
     }
 
+    /// Decommits the free runs that have been dirty for DECAY_MS, at most every
+    /// DECAY_CHECK_MS (see DECAY_MS).
+    fn maybe_decay(&mut self) {
+        if self.free_bytes == self.decommitted_bytes {
+            return;
+        }
+        let now = os::now_ms();
+        if now < self.last_decay + DECAY_CHECK_MS {
+            return;
+        }
+        self.last_decay = now;
+        self.decommit_free_runs(|s| s.freed_at + DECAY_MS <= now);
+    }
+
+    /// Decommits every dirty free run for which `old_enough` says so; true if any was.
+    fn decommit_free_runs(&mut self, old_enough: impl Fn(&Span) -> bool) -> bool {
+        let mut released = false;
+        for b in 0..RUN_BINS {
+            let mut s = self.bin(b).head;
+            while !s.is_null() {
+                // SAFETY: bin members are valid free runs; decommitting free pages is sound.
+                unsafe {
+                    if !(*s).decommitted && old_enough(&*s) {
+                        os::decommit((*s).start as *mut u8, (*s).bytes());
+                        (*s).decommitted = true;
+                        (*s).zeroed = true;
+                        self.decommitted_bytes += (*s).bytes();
+                        released = true;
+                    }
+                    s = (*s).next;
+                }
+            }
+        }
+        released
+    }
+
     /// Lowers the break as far as `pad` allows and decommits every free run inside the
     /// heap (malloc_trim). Returns true if any memory was given back.
     pub fn trim(&mut self, pad: usize) -> bool {
@@ -576,23 +654,7 @@ impl ArenaInner {
             }
         }
         // Every free run: give its pages back, keep the address range.
-        for b in 0..RUN_BINS {
-            let mut s = self.bin(b).head;
-            while !s.is_null() {
-                // SAFETY: bin members are valid free runs; decommitting free pages is sound.
-                unsafe {
-                    if !(*s).decommitted {
-                        os::decommit((*s).start as *mut u8, (*s).bytes());
-                        (*s).decommitted = true;
-                        (*s).zeroed = true;
-                        self.decommitted_bytes += (*s).bytes();
-                        released = true;
-                    }
-                    s = (*s).next;
-                }
-            }
-        }
-        released
+        self.decommit_free_runs(|_| true) || released
     }
 
     /// Forgets everything (the child after fork found this arena mid-update). Its

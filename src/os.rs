@@ -136,6 +136,15 @@ pub fn brk_move(delta: isize) -> Option<usize> {
     }
 }
 
+/// A coarse monotonic clock in milliseconds (the vDSO's CLOCK_MONOTONIC_COARSE: a few
+/// nanoseconds, no syscall), for decay decisions.
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// Blocks while `*word == expected` (or until woken).
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
     // SAFETY: FUTEX_WAIT only reads the word, which outlives the call.

@@ -435,6 +435,15 @@ impl ThreadHeap {
             let class = (*s).class as usize;
             self.queues[class].remove(s);
             release_small_span(s);
+            // If the current span is empty too, the class is winding down: let it go as
+            // well rather than have it pin pages (often the top of the heap).
+            let head = self.queues[class].head;
+            if !head.is_null() && (*head).used == 1 && self.biased[class] == head {
+                self.queues[class].remove(head);
+                self.drop_bias(class, head);
+                release_small_span(head);
+                self.refresh_current(class);
+            }
         }
     }
 
