@@ -426,6 +426,11 @@ fn bench_quick_glibc_oxmalloc() {
         !pairs.iter().any(|(w, _)| w == "redis"),
         "redis ran although skipped"
     );
+    // the progress lines (plain lines: stderr is not a terminal here)
+    assert!(
+        stderr.contains("[1/") && stderr.contains("rep 1/1"),
+        "no progress lines on stderr:\n{stderr}"
+    );
     if stdout.contains("FAILED") || stdout.contains("TIMEOUT") || stdout.contains("MISMATCH") {
         eprintln!("note: some runs failed (not a failure of this test):\n{stdout}");
     }

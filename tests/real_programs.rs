@@ -92,9 +92,9 @@ rng = random.Random(12345)
 h = hashlib.sha256()
 
 d = {}
-for i in range(150000):
+for i in range(80000):
     d["key%d_%s" % (i, "x" * (i % 37))] = [i, str(i) * (i % 5), {"v": i * i}]
-lst = [("s" * (i % 300)) + repr(rng.random()) for i in range(80000)]
+lst = [("s" * (i % 300)) + repr(rng.random()) for i in range(50000)]
 lst.sort()
 h.update("".join(lst[::997]).encode())
 
@@ -107,7 +107,7 @@ h.update(str(big % (2 ** 521 - 1)).encode())
 
 struct = {
     "items": [{"id": i, "name": "n%d" % i, "tags": ["t%d" % j for j in range(i % 10)], "f": i / 7}
-              for i in range(40000)],
+              for i in range(20000)],
     "nested": [[list(range(k % 50)) for k in range(200)] for _ in range(20)],
     "big": s[:2000],
 }
@@ -116,18 +116,18 @@ back = json.loads(txt)
 assert back == struct, "json round trip changed the structure"
 h.update(txt.encode())
 
-for i in range(0, 150000, 2):
+for i in range(0, 80000, 2):
     del d["key%d_%s" % (i, "x" * (i % 37))]
 h.update(json.dumps(sorted(d)[:200]).encode())
 h.update(str(sum(v[0] for v in d.values())).encode())
 
 ba = bytearray()
-for i in range(60000):
+for i in range(40000):
     ba += bytes([i & 255]) * (i % 13)
 h.update(hashlib.sha256(ba).digest())
 
 words = {}
-for i in range(200000):
+for i in range(100000):
     w = "w%d" % rng.randrange(20000)
     words[w] = words.get(w, 0) + 1
 h.update(repr(sorted(words.items())[:500]).encode())
@@ -138,29 +138,37 @@ print(len(txt), len(d), len(lst), len(s), len(ba))
 print(h.hexdigest())
 "#;
 
-/// python3 running an allocation-heavy script, with pymalloc and with PYTHONMALLOC=malloc
-/// (every object straight from malloc).
-#[test]
-fn python3_allocation_heavy_script() {
+fn python_script(pymalloc: &str) {
     require("python3");
     let dir = TempDir::new("python");
     let script = dir.join("alloc_heavy.py");
     fs::write(&script, PY_SCRIPT).unwrap();
-    for pymalloc in ["pymalloc", "malloc"] {
-        let make = || {
-            let mut c = Command::new("python3");
-            c.arg(&script)
-                .env("PYTHONHASHSEED", "0")
-                .env("PYTHONDONTWRITEBYTECODE", "1")
-                .env("PYTHONMALLOC", pymalloc)
-                .env("LC_ALL", "C");
-            c
-        };
-        let out = same_output(&format!("python3 (PYTHONMALLOC={pymalloc})"), &make, None);
-        let text = String::from_utf8_lossy(&out);
-        assert_eq!(text.lines().count(), 2, "unexpected python output: {text}");
-        assert_eq!(text.lines().nth(1).unwrap().len(), 64, "no sha256 printed: {text}");
-    }
+    let make = || {
+        let mut c = Command::new("python3");
+        c.arg(&script)
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONMALLOC", pymalloc)
+            .env("LC_ALL", "C");
+        c
+    };
+    let out = same_output(&format!("python3 (PYTHONMALLOC={pymalloc})"), &make, None);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.lines().count(), 2, "unexpected python output: {text}");
+    assert_eq!(text.lines().nth(1).unwrap().len(), 64, "no sha256 printed: {text}");
+}
+
+/// python3 running an allocation-heavy script (dicts, lists, strings, big ints, json
+/// round trip), with its default small-object allocator on top of malloc...
+#[test]
+fn python3_allocation_heavy_script() {
+    python_script("pymalloc");
+}
+
+/// ... and with PYTHONMALLOC=malloc: every Python object straight from malloc/free.
+#[test]
+fn python3_allocation_heavy_script_pythonmalloc_malloc() {
+    python_script("malloc");
 }
 
 /// GNU sort of 200k lines: in memory (-S 50M), with 2 threads, and as an external merge
@@ -216,12 +224,12 @@ fn perl_hashes_and_strings() {
     let prog = r#"
         use strict; use warnings; use Digest::MD5 qw(md5_hex);
         my %h; my @a; my $s = "";
-        for my $i (0 .. 199_999) {
+        for my $i (0 .. 99_999) {
             $h{"k$i" . ("z" x ($i % 29))} = [$i, "v" x ($i % 17), { n => $i * 3 }];
             push @a, join(",", map { $_ * $i } 1 .. ($i % 9));
             $s .= chr(65 + $i % 26) if $i % 3 == 0;
         }
-        for my $i (grep { $_ % 3 == 0 } 0 .. 199_999) { delete $h{"k$i" . ("z" x ($i % 29))}; }
+        for my $i (grep { $_ % 3 == 0 } 0 .. 99_999) { delete $h{"k$i" . ("z" x ($i % 29))}; }
         my %count; $count{$_}++ for map { substr($_, 0, 3) } @a;
         my $ctx = Digest::MD5->new;
         $ctx->add($_, "=", $h{$_}[0], $h{$_}[1], $h{$_}[2]{n}) for sort keys %h;
@@ -239,7 +247,7 @@ fn perl_hashes_and_strings() {
     };
     let out = same_output("perl hashes/strings", &make, None);
     let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("133333 200000 66667\n"), "unexpected perl output: {text}");
+    assert!(text.starts_with("66666 100000 33334\n"), "unexpected perl output: {text}");
 }
 
 /// Generated C source of a few thousand lines.
@@ -335,7 +343,7 @@ fn shell_pipelines() {
     }
     let dir = TempDir::new("pipeline");
     let input = dir.join("words.txt");
-    fs::write(&input, gen_lines(100_000, 77)).unwrap();
+    fs::write(&input, gen_lines(50_000, 77)).unwrap();
     let pipelines = [
         "ls -lR /usr/include | sort | sha256sum; ls -lR /usr/include | wc",
         "find /usr/include -type f -name '*.h' | sort | head -2000 | xargs cat | sha256sum",

@@ -57,6 +57,47 @@ static void child_fail(int code, const char *msg, size_t a, size_t b) {
     _exit(code);
 }
 
+/* Child crash diagnostics: fault address, program break and the mappings around the
+ * fault, written with write(2) only; then _exit(11). */
+static void child_segv(int sig, siginfo_t *si, void *ctx) {
+    (void)ctx;
+    char buf[512];
+    uintptr_t a = (uintptr_t)si->si_addr;
+    int n = snprintf(buf, sizeof buf, "child %d: signal %d at address %#lx; program break (sbrk(0)) %#lx; mappings near it:\n",
+                     (int)getpid(), sig, (unsigned long)a, (unsigned long)(uintptr_t)sbrk(0));
+    ssize_t w = write(1, buf, (size_t)n);
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd >= 0) {
+        static char maps[1 << 16];
+        ssize_t len = read(fd, maps, sizeof maps - 1);
+        close(fd);
+        if (len > 0) {
+            maps[len] = 0;
+            char *line = maps;
+            while (line && *line) {
+                char *nl = strchr(line, '\n');
+                unsigned long lo = strtoul(line, NULL, 16), hi = strtoul(strchr(line, '-') + 1, NULL, 16);
+                if (hi + (16ul << 20) > a && lo < a + (16ul << 20)) {
+                    w = write(1, "  ", 2);
+                    w = write(1, line, nl ? (size_t)(nl - line + 1) : strlen(line));
+                }
+                line = nl ? nl + 1 : NULL;
+            }
+        }
+    }
+    (void)w;
+    _exit(11);
+}
+
+static void child_install_segv_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = child_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
 static inline uint64_t xs(uint64_t *s) {
     uint64_t x = *s;
     x ^= x >> 12;
@@ -95,6 +136,7 @@ struct blk {
 
 /* What every child (and grandchild) does with its inherited and its own memory. */
 static void child_work(struct blk *inh, int ninh, uint64_t rng, int depth) {
+    child_install_segv_handler();
     for (int i = 0; i < ninh; i++)
         if (inh[i].p && !intact(inh[i].p, inh[i].n, inh[i].seed)) child_fail(2, "inherited block corrupted", (size_t)i, inh[i].n);
     /* write to inherited blocks (copy-on-write), free half, realloc the others */
@@ -350,8 +392,9 @@ static int mode_threaded(int nforks) {
         }
         int st = wait_child(pid, f);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            FAILF("child #%d: %s %d", f, WIFEXITED(st) ? "exit code" : "killed by signal",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            FAILF("child #%d: %s %d%s", f, WIFEXITED(st) ? "exit code" : "killed by signal",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+                  WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
         char c = 0;
         if (read(res_pipe[0], &c, 1) != 1 || c != 'K') FAILF("child #%d exited 0 but wrote no byte to the pipe", f);
     }

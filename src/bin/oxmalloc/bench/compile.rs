@@ -25,10 +25,12 @@ impl Toolchain {
             .unwrap_or_else(|| "cc".into());
         match Command::new(&cc).arg("--version").output() {
             Ok(o) if o.status.success() => {}
-            Ok(_) | Err(_) => return Err(format!(
+            Ok(_) | Err(_) => {
+                return Err(format!(
                 "C compiler `{cc}` not found or not working: it is needed to build the workloads \
                      (install one with: apt-get install -y gcc)"
-            )),
+            ))
+            }
         }
         let rustc = std::env::var("RUSTC")
             .ok()

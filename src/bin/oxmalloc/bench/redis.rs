@@ -1,7 +1,7 @@
 //! The redis workload: redis-server under the allocator (LD_PRELOAD), on 127.0.0.1 and
 //! a free port, with persistence off; redis-benchmark (not preloaded) sends a bounded
-//! number of requests with 8 clients. Reported: the wall time of the redis-benchmark
-//! run and the server's peak RSS (VmHWM from /proc/<pid>/status just before it is
+//! number of requests (SET, GET, LPUSH, LPOP; 256-byte values) with 8 clients.
+//! Reported: the wall time of the redis-benchmark run and the server's peak RSS (VmHWM from /proc/<pid>/status just before it is
 //! stopped with SHUTDOWN NOSAVE, or SIGTERM/SIGKILL if it does not stop).
 //!
 //! Debian's redis-server links jemalloc (unprefixed malloc/free from libjemalloc.so.2),
@@ -190,7 +190,7 @@ pub fn run_once(
                 "-c",
                 "8",
             ])
-            .args(["-t", "set,get,lpush,lpop"])
+            .args(["-d", "256", "-t", "set,get,lpush,lpop"])
             .env_remove("LD_PRELOAD");
             match process::run(b, timeout) {
                 Err(e) => fail(e),

@@ -77,11 +77,13 @@ pub fn title(meta: &Meta) -> String {
 }
 
 pub fn text_table(s: &Summary, meta: &Meta) -> String {
-    let extra_name = s
+    // the last column (the workloads' extra figure) only when some row has one
+    let extra = s
         .rows
         .iter()
-        .find_map(|r| r.extra.map(|(n, _)| extra_label(n)))
-        .unwrap_or("extra");
+        .find_map(|r| r.extra.map(|(n, _)| extra_label(n)));
+    let ncols = if extra.is_some() { 9 } else { 8 };
+    let extra_name = extra.unwrap_or("");
     let header = [
         "workload",
         "allocator",
@@ -139,7 +141,7 @@ pub fn text_table(s: &Summary, meta: &Meta) -> String {
     let left = [true, true, false, false, false, false, false, true, false];
     let fmt_line = |cols: &[String]| -> String {
         let mut out = String::new();
-        for (k, c) in cols.iter().enumerate() {
+        for (k, c) in cols.iter().enumerate().take(ncols) {
             let pad = width[k].saturating_sub(c.chars().count());
             if k > 0 {
                 out.push_str("  ");
