@@ -26,7 +26,7 @@ use crate::arena::{Arena, ArenaInner};
 use crate::options;
 use crate::os::{self, PAGE_SIZE};
 use crate::pagemap;
-use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES};
+use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES, SMALL_LOOKUP_MAX};
 use crate::span::{Block, Kind, Pool, Span, SpanList, TF_FREEING, TF_FULL, TF_NORMAL, TF_ORPHAN, TF_STATE};
 use crate::sync::{Mutex, RawMutex};
 use crate::tls;
@@ -39,10 +39,16 @@ const CARVE_BYTES: usize = 4096;
 /// 64-byte aligned), so no thread's fast path ever pushes onto them.
 const SHARED_TP: usize = 8;
 
+/// Entries of `ThreadHeap::direct`: one per 16 bytes of request size up to 1 KiB.
+pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX / 16 + 1;
+
 #[repr(C)]
 pub struct ThreadHeap {
+    /// `direct[(size + 15) >> 4]` is `current[class_of(size)]` for sizes up to 1 KiB:
+    /// the malloc fast path reads its span here without looking up the class.
+    pub direct: [*mut Span; DIRECT_SLOTS],
     /// The span each class allocates from: the head of `queues[c]`, or `EMPTY_SPAN`
-    /// (no span, or the heap is in slow mode). Read by the malloc fast path.
+    /// (no span, or the heap is in slow mode).
     pub current: PerClass<*mut Span>,
     /// The owning thread's thread pointer; spans carry it as `owner_tp`, tagged with
     /// bit 0 while the heap is in slow mode.
@@ -87,6 +93,7 @@ unsafe impl Sync for SpanCell {}
 
 const fn empty_heap(tp: usize) -> ThreadHeap {
     ThreadHeap {
+        direct: [EMPTY_SPAN.0.get(); DIRECT_SLOTS],
         current: PerClass([EMPTY_SPAN.0.get(); NUM_CLASSES]),
         tp,
         slow_mode: false,
@@ -235,7 +242,20 @@ impl ThreadHeap {
                 }
             }
         }
-        self.current[class] = if head.is_null() || self.slow_mode { empty_span() } else { head };
+        self.set_current(class, if head.is_null() || self.slow_mode { empty_span() } else { head });
+    }
+
+    /// Sets the span `class` allocates from, in `current` and in the `direct` slots of
+    /// the request sizes that map to the class.
+    fn set_current(&mut self, class: usize, span: *mut Span) {
+        self.current[class] = span;
+        let size = block_size(class);
+        if size <= SMALL_LOOKUP_MAX {
+            let first = if class == 0 { 0 } else { block_size(class - 1) / 16 + 1 };
+            for slot in self.direct.iter_mut().take(size / 16 + 1).skip(first) {
+                *slot = span;
+            }
+        }
     }
 
     /// Takes the "current" +1 back from `s`, which is leaving its queue.
@@ -683,7 +703,7 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
         for c in 0..NUM_CLASSES {
             let b = heap.biased[c];
             heap.drop_bias(c, b);
-            heap.current[c] = empty_span();
+            heap.set_current(c, empty_span());
         }
         for c in 0..NUM_CLASSES {
             loop {

@@ -1,8 +1,9 @@
 //! The redis workload: redis-server under the allocator (LD_PRELOAD), on 127.0.0.1 and
 //! a free port, with persistence off; redis-benchmark (not preloaded) sends a bounded
 //! number of requests (SET, GET, LPUSH, LPOP; 256-byte values) with 8 clients.
-//! Reported: the wall time of the redis-benchmark run and the server's peak RSS (VmHWM from /proc/<pid>/status just before it is
-//! stopped with SHUTDOWN NOSAVE, or SIGTERM/SIGKILL if it does not stop).
+//! Reported: the wall time of the redis-benchmark run and the server's peak RSS
+//! (VmHWM from /proc/<pid>/status just before it is stopped with SHUTDOWN NOSAVE, or
+//! SIGTERM/SIGKILL if it does not stop).
 //!
 //! Debian's redis-server links jemalloc (unprefixed malloc/free from libjemalloc.so.2),
 //! so "no preload" would measure jemalloc: its glibc run preloads libc.so.6, which puts
