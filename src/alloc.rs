@@ -82,7 +82,7 @@ pub unsafe fn free(p: *mut u8) {
             }
             return free_settle(span);
         }
-        free_slow(p, span)
+        free_slow(p)
     }
 }
 
@@ -219,12 +219,11 @@ unsafe fn owning_span(p: *mut u8, what: &str) -> *mut Span {
 
 #[cold]
 #[inline(never)]
-pub unsafe fn free_slow(p: *mut u8, span: *mut Span) {
+pub unsafe fn free_slow(p: *mut u8) {
     if p.is_null() {
         return;
     }
     let saved = os::errno();
-    let _ = span;
     // SAFETY: owning_span validated `p` against its span.
     unsafe {
         let span = owning_span(p, "free(): invalid pointer");

@@ -14,7 +14,8 @@ use crate::span::{self, Kind, Span};
 /// Live mmapped blocks and their bytes (mallinfo's hblks / hblkhd).
 pub static COUNT: AtomicUsize = AtomicUsize::new(0);
 pub static BYTES: AtomicUsize = AtomicUsize::new(0);
-/// The most bytes ever mmapped at once (malloc_stats' "max mmap bytes").
+/// The most blocks and bytes ever mmapped at once (malloc_stats' "max mmap ...").
+pub static PEAK_COUNT: AtomicUsize = AtomicUsize::new(0);
 pub static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// May one more request be served by its own mapping (M_MMAP_MAX)?
@@ -48,7 +49,8 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
         }
         return core::ptr::null_mut();
     }
-    COUNT.fetch_add(1, Ordering::Relaxed);
+    let count = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    PEAK_COUNT.fetch_max(count, Ordering::Relaxed);
     let now = BYTES.fetch_add(map_size, Ordering::Relaxed) + map_size;
     PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
     p

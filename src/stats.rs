@@ -122,7 +122,7 @@ pub fn malloc_stats() {
     w.str("Total (incl. mmap):\n");
     line(&mut w, "system bytes     = ", total.system + hblkhd);
     line(&mut w, "in use bytes     = ", total.in_use + hblkhd);
-    line(&mut w, "max mmap regions = ", large::COUNT.load(core::sync::atomic::Ordering::Relaxed));
+    line(&mut w, "max mmap regions = ", large::PEAK_COUNT.load(core::sync::atomic::Ordering::Relaxed));
     line(&mut w, "max mmap bytes   = ", large::PEAK_BYTES.load(core::sync::atomic::Ordering::Relaxed));
     os::write_all(2, w.as_bytes());
 }
