@@ -23,6 +23,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::fork;
 use crate::options;
 use crate::os::{self, PAGE_SHIFT, PAGE_SIZE};
 use crate::pagemap;
@@ -417,14 +418,9 @@ impl ArenaInner {
                     return false;
                 }
                 let release = os::page_round_down((*s).bytes().saturating_sub(opts.top_pad));
-                if release == 0 || os::brk_now() != r.end {
-                    return false; // someone else's memory sits above ours now
-                }
-                if os::brk_move(-(release as isize)).is_none() {
+                if !self.lower_break(release) {
                     return false;
                 }
-                r.end -= release;
-                self.region_bytes -= release;
                 (*s).pages -= release >> PAGE_SHIFT;
                 if (*s).pages == 0 {
                     span::delete_span(s);
@@ -501,7 +497,32 @@ impl ArenaInner {
         ARENAS.get(self.index).unwrap_or(&ARENAS[0]).as_ptr()
     }
 
+    /// Gives the top `release` bytes of the brk region back by lowering the break, if
+    /// the break is still where we left it (else someone else's memory sits above ours)
+    /// and no fork is under way. True if it did.
+    fn lower_break(&mut self, release: usize) -> bool {
+        if release == 0 || self.brk_region.is_null() {
+            return false;
+        }
+        // SAFETY: brk_region is one of our regions.
+        let end = unsafe { (*self.brk_region).end };
+        let moved = fork::brk_section(|| os::brk_now() == end && os::brk_move(-(release as isize)).is_some());
+        if moved != Some(true) {
+            return false;
+        }
+        // SAFETY: as above.
+        unsafe { (*self.brk_region).end -= release };
+        self.region_bytes -= release;
+        true
+    }
+
+    /// Grows the brk heap by at least `need` bytes; false (use mmap instead) if the
+    /// break cannot move, or not now because a fork is under way.
     fn grow_brk(&mut self, need: usize, arena: *mut Arena) -> bool {
+        fork::brk_section(|| self.grow_brk_now(need, arena)).unwrap_or(false)
+    }
+
+    fn grow_brk_now(&mut self, need: usize, arena: *mut Arena) -> bool {
         let opts = options::get();
         let size = os::page_round_up(need + opts.top_pad);
         let cur = os::brk_now();
@@ -638,13 +659,11 @@ impl ArenaInner {
             let top = self.free_neighbour(end - PAGE_SIZE, self.brk_region, self.self_ptr());
             // SAFETY: `top` is a free run of ours.
             unsafe {
-                if !top.is_null() && (*top).end_addr() == end && os::brk_now() == end {
+                if !top.is_null() && (*top).end_addr() == end {
                     let release = os::page_round_down((*top).bytes().saturating_sub(pad)).min((*top).bytes() - PAGE_SIZE);
                     if release > 0 {
                         self.remove_free_run(top);
-                        if os::brk_move(-(release as isize)).is_some() {
-                            (*self.brk_region).end -= release;
-                            self.region_bytes -= release;
+                        if self.lower_break(release) {
                             (*top).pages -= release >> PAGE_SHIFT;
                             released = true;
                         }

@@ -13,14 +13,51 @@
 //! carved before are never given back to it; a record pool starts a new chunk). The
 //! memory involved stays mapped and unused in the child. Everything else is either the
 //! forking thread's own (its heap) or updated with single atomic operations.
+//!
+//! One thing must not happen *during* fork: moving the break. Linux's fork copies the
+//! parent's `brk` value before it locks and copies the mappings, so a `brk()` running
+//! in another thread at that moment leaves the child a break that its heap mapping
+//! does not reach, and the child faults on memory it was handed. So the prepare
+//! handler announces the fork and waits for any `sbrk` call already under way to
+//! return (a syscall that never waits on a lock of anyone's: no deadlock), and until
+//! the fork is over arenas grow with mmap and skip trimming the break.
+
+use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use crate::arena::ARENAS;
 use crate::span::{Pool, SPAN_POOL};
 use crate::sync::Mutex;
 
+/// Forks under way in this process (between prepare and parent/child handlers).
+static FORKING: AtomicUsize = AtomicUsize::new(0);
+/// Threads inside `brk_section`.
+static BRK_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
 pub fn install() {
-    // SAFETY: registers a plain function as the child handler.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    // SAFETY: registers plain functions as fork handlers.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+/// Runs `f`, which moves the program break, unless a fork is under way: then `None`,
+/// and the caller does without the break this time.
+pub fn brk_section<T>(f: impl FnOnce() -> T) -> Option<T> {
+    // Announce first, then look (and the forking thread does the opposite), both
+    // sequentially consistent: one of the two sees the other.
+    BRK_IN_FLIGHT.fetch_add(1, SeqCst);
+    let result = if FORKING.load(SeqCst) == 0 { Some(f()) } else { None };
+    BRK_IN_FLIGHT.fetch_sub(1, SeqCst);
+    result
+}
+
+extern "C" fn prepare() {
+    FORKING.fetch_add(1, SeqCst);
+    while BRK_IN_FLIGHT.load(SeqCst) != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+extern "C" fn parent() {
+    FORKING.fetch_sub(1, SeqCst);
 }
 
 pub(crate) fn reset_pool_after_fork(pool: &Mutex<Pool>, item: usize) {
@@ -32,6 +69,8 @@ pub(crate) fn reset_pool_after_fork(pool: &Mutex<Pool>, item: usize) {
 }
 
 extern "C" fn child() {
+    FORKING.store(0, SeqCst);
+    BRK_IN_FLIGHT.store(0, SeqCst);
     for a in ARENAS.iter() {
         if a.inner.raw().is_locked() {
             a.inner.raw().reset();
