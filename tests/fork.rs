@@ -27,6 +27,16 @@ fn fork_while_threads_allocate() {
     fork_test("threaded", "300", Preload::Oxmalloc);
 }
 
+/// Two threads grow and shrink the heap continuously while the main thread forks 500
+/// times: every child's [heap] must be mapped up to its break (Linux copies mm->brk
+/// before the mappings, so a brk() running during fork leaves the child a break beyond
+/// its heap), and fresh blocks in the child must be writable.
+#[test]
+fn fork_while_threads_move_the_break() {
+    fork_test("brkrace", "100", Preload::None); // control
+    fork_test("brkrace", "500", Preload::Oxmalloc);
+}
+
 /// Single-threaded: children (and grandchildren) use and free inherited blocks; the
 /// parent's blocks are unaffected.
 #[test]

@@ -1,9 +1,9 @@
 /*
  * frag: long-running fragmentation. A series of phases, each of which allocates
- * PHASE_BYTES worth of blocks whose sizes follow that phase's distribution (small, medium,
- * mixed, ...), then frees a random 90% of everything live. What survives pins
- * pages, and the next phase asks for different sizes, which the holes left by
- * the previous ones may not fit.
+ * PHASE_BYTES worth of blocks whose sizes follow that phase's distribution
+ * (small, medium, mixed, ...), then frees a random 90% of everything live.
+ * What survives pins pages, and the next phase asks for different sizes, which
+ * the holes left by the previous ones may not fit.
  *
  * The workload samples its own RSS (/proc/self/statm) against the bytes it has
  * live (sum of requested sizes), after every free step and eight times during

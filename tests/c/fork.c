@@ -9,6 +9,9 @@
  *                     writes one byte to a pipe and _exit(0)s. Each child is waited for at
  *                     most 10 s (waitpid WNOHANG loop); a hung child is killed and the test
  *                     fails (a lock held across fork).
+ *   fork brkrace N    2 threads keep growing and shrinking the heap while the main
+ *                     thread forks N times; each child's heap must be mapped up to its
+ *                     break, and fresh blocks must be writable.
  *   fork single N     single-threaded: the child checks, writes (copy-on-write), frees and
  *                     reallocates the parent's blocks and forks a grandchild that does the
  *                     same; the parent's blocks are unaffected.
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,8 +52,8 @@ static const char *mode = "?";
 
 /* In a child: no stdio, only write(2) of a preformatted message. */
 static void child_fail(int code, const char *msg, size_t a, size_t b) {
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "FAIL in child %d: %s (%zu, %zu)\n", (int)getpid(), msg, a, b);
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "FAIL in child %d: %s (%#zx, %#zx)\n", (int)getpid(), msg, a, b);
     if (n > 0) {
         ssize_t w = write(1, buf, (size_t)n);
         (void)w;
@@ -63,8 +67,11 @@ static void child_segv(int sig, siginfo_t *si, void *ctx) {
     (void)ctx;
     char buf[512];
     uintptr_t a = (uintptr_t)si->si_addr;
-    int n = snprintf(buf, sizeof buf, "child %d: signal %d at address %#lx; program break (sbrk(0)) %#lx; mappings near it:\n",
-                     (int)getpid(), sig, (unsigned long)a, (unsigned long)(uintptr_t)sbrk(0));
+    int n = snprintf(buf, sizeof buf,
+                     "child %d: signal %d at address %#lx; program break: glibc's sbrk(0) %#lx, kernel brk %#lx; "
+                     "mappings near it:\n",
+                     (int)getpid(), sig, (unsigned long)a, (unsigned long)(uintptr_t)sbrk(0),
+                     (unsigned long)syscall(SYS_brk, 0));
     ssize_t w = write(1, buf, (size_t)n);
     int fd = open("/proc/self/maps", O_RDONLY);
     if (fd >= 0) {
@@ -135,8 +142,38 @@ struct blk {
 };
 
 /* What every child (and grandchild) does with its inherited and its own memory. */
+/* End of the last [heap] mapping in /proc/self/maps (the heap may be split into several
+ * mappings, e.g. after growing in a forked child), or 0 if there is none. */
+static unsigned long heap_vma_end(void) {
+    static char maps[1 << 17];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0) return 0;
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof maps - 1 && (r = read(fd, maps + len, sizeof maps - 1 - len)) > 0) len += (size_t)r;
+    close(fd);
+    maps[len] = 0;
+    unsigned long end = 0;
+    for (char *h = strstr(maps, "[heap]"); h; h = strstr(h + 6, "[heap]")) {
+        char *line = h;
+        while (line > maps && line[-1] != '\n') line--;
+        unsigned long e = strtoul(strchr(line, '-') + 1, NULL, 16);
+        if (e > end) end = e;
+    }
+    return end;
+}
+
 static void child_work(struct blk *inh, int ninh, uint64_t rng, int depth) {
     child_install_segv_handler();
+    /* The child's heap must be mapped up to its break. It is not when a thread of the
+     * parent was inside brk() while another thread forked: Linux copies mm->brk before it
+     * takes the mmap lock to copy the mappings, so the child can get a break above the end
+     * of its [heap] (memory the allocator believes it has, but unmapped) -- or below it.
+     * glibc never moves the break during fork: its atfork handlers hold the arena locks. */
+    unsigned long he = heap_vma_end(), kb = (unsigned long)syscall(SYS_brk, 0);
+    if (he && he < ((kb + 4095) & ~4095ul))
+        child_fail(12, "at child start the [heap] mapping ends below the kernel's break: a brk() call raced with "
+                   "fork() in the parent (heap end, break)", he, kb);
     for (int i = 0; i < ninh; i++)
         if (inh[i].p && !intact(inh[i].p, inh[i].n, inh[i].seed)) child_fail(2, "inherited block corrupted", (size_t)i, inh[i].n);
     /* write to inherited blocks (copy-on-write), free half, realloc the others */
@@ -450,12 +487,77 @@ static int mode_single(int nforks) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ brkrace */
+
+/* Two threads keep growing and shrinking the heap (1 MiB of 16 KiB blocks allocated,
+ * then all freed, so that a brk-based allocator moves the break both ways) while the
+ * main thread forks N times. Each child checks that its heap is mapped up to its break
+ * and writes 2 MiB of fresh 16 KiB blocks. */
+static void *brk_churn(void *arg) {
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    enum { NB = 64, SZ = 16384 };
+    unsigned char *b[NB];
+    long rounds = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        for (int i = 0; i < NB; i++) {
+            b[i] = v_malloc(SZ);
+            if (!b[i]) FAILF("brk churn: malloc(%d) failed", SZ);
+            fill(b[i], SZ, seed + (uint64_t)i);
+        }
+        for (int i = 0; i < NB; i++) {
+            if (!intact(b[i], SZ, seed + (uint64_t)i)) FAILF("brk churn: block corrupted");
+            v_free(b[i]);
+        }
+        rounds++;
+    }
+    atomic_fetch_add(&alloc_ops, rounds);
+    return NULL;
+}
+
+static int mode_brkrace(int nforks) {
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, brk_churn, (void *)(uintptr_t)(i * 1000 + 1));
+    for (int f = 0; f < nforks; f++) {
+        pid_t pid = fork();
+        if (pid < 0) FAILF("fork #%d: %s", f, strerror(errno));
+        if (pid == 0) {
+            child_install_segv_handler();
+            unsigned long he = heap_vma_end(), kb = (unsigned long)syscall(SYS_brk, 0);
+            if (he && he < ((kb + 4095) & ~4095ul))
+                child_fail(12, "at child start the [heap] mapping ends below the kernel's break: a brk() call "
+                           "raced with fork() in the parent (heap end, break)", he, kb);
+            unsigned char *b[128];
+            for (int i = 0; i < 128; i++) {
+                b[i] = v_malloc(16384);
+                if (!b[i]) child_fail(3, "malloc in child failed", 16384, (size_t)i);
+                fill(b[i], 16384, (uint64_t)i);
+            }
+            for (int i = 0; i < 128; i++) {
+                if (!intact(b[i], 16384, (uint64_t)i)) child_fail(2, "child block corrupted", (size_t)i, 16384);
+                v_free(b[i]);
+            }
+            _exit(0);
+        }
+        int st = wait_child(pid, f);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            FAILF("child #%d: %s %d%s", f, WIFEXITED(st) ? "exit code" : "killed by signal",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+                  WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    printf("%d forks while 2 threads grew and shrank the heap %ld times\n", nforks, (long)alloc_ops);
+    printf("SUMMARY fork-brkrace forks=%d failed=0\n", nforks);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     mode = argc > 1 ? argv[1] : "";
     int n = argc > 2 ? atoi(argv[2]) : 300;
     if (!strcmp(mode, "threaded")) return mode_threaded(n);
     if (!strcmp(mode, "single")) return mode_single(n);
-    fprintf(stderr, "usage: fork threaded|single N\n");
+    if (!strcmp(mode, "brkrace")) return mode_brkrace(n);
+    fprintf(stderr, "usage: fork threaded|single|brkrace N\n");
     return 2;
 }
