@@ -165,8 +165,11 @@ pub fn note_mmapped_free(size: usize) {
     if NO_DYNAMIC_THRESHOLD.load(Ordering::Relaxed) {
         return;
     }
-    if size > MMAP_THRESHOLD.load(Ordering::Relaxed) && size <= MMAP_THRESHOLD_MAX {
-        MMAP_THRESHOLD.store(size, Ordering::Relaxed);
+    // glibc sets the threshold to the freed chunk's size, which includes its header, so
+    // a new request of the same size falls below it. oxmalloc's mappings have no
+    // header: one byte past the mapping's size has the same effect.
+    if size >= MMAP_THRESHOLD.load(Ordering::Relaxed) && size <= MMAP_THRESHOLD_MAX {
+        MMAP_THRESHOLD.store(size + 1, Ordering::Relaxed);
         TRIM_THRESHOLD.store(2 * size, Ordering::Relaxed);
     }
 }
