@@ -39,7 +39,7 @@ const RUN_BINS: usize = 128;
 /// Free pages that stayed unused this long are given back to the OS (MADV_DONTNEED),
 /// checked at most every DECAY_CHECK_MS on the arena's own activity: no thread, no
 /// timer, and a program that stops allocating stops paying for it.
-const DECAY_MS: u64 = 1000;
+pub const DECAY_MS: u64 = 1000;
 const DECAY_CHECK_MS: u64 = 100;
 
 /// The smallest mmapped region an arena maps at a time.

@@ -21,7 +21,8 @@
 //!  os.rs: brk, mmap, munmap, mremap, madvise, futex, write -- the only syscalls
 //! ```
 //! Beside them: `options.rs` (mallopt, MALLOC_*_ and GLIBC_TUNABLES), `stats.rs`
-//! (mallinfo2, malloc_stats, malloc_info, malloc_trim), `sync.rs` (a futex mutex that
+//! (mallinfo2, malloc_stats, malloc_info, malloc_trim), `purge.rs` (free pages inside
+//! spans of small blocks given back), `sync.rs` (a futex mutex that
 //! never allocates), `tls.rs` (the initial-exec thread-local heap pointer), `init.rs`
 //! (lazy start-up), `fork.rs` (the child after fork), `fmt.rs` (text without `format!`).
 //!
@@ -59,6 +60,7 @@ mod large;
 pub mod options;
 mod os;
 mod pagemap;
+mod purge;
 mod size_class;
 mod span;
 pub mod stats;

@@ -224,6 +224,8 @@ mod tests {
             let s = SPANS[c];
             let bytes = s.pages as usize * PAGE_SIZE;
             assert!(s.capacity >= 4);
+            assert!(s.pages <= 128, "purge.rs keeps a 128-bit page bitmap");
+            assert!(s.capacity <= 4096, "purge.rs keeps a 4096-bit block bitmap");
             assert_eq!(s.capacity as usize, bytes / CLASS_SIZE[c] as usize);
             let waste = bytes - s.capacity as usize * CLASS_SIZE[c] as usize;
             assert!(waste * 8 <= bytes, "class {c} wastes {waste} of {bytes}");

@@ -95,6 +95,9 @@ pub struct Span {
     /// Intrusive list links (heap queues, full list, arena bins, orphan lists).
     pub next: *mut Span,
     pub prev: *mut Span,
+    /// Small spans: pages decommitted by purge.rs, bit i for page i (spans of small
+    /// blocks have at most 128 pages).
+    pub purged: u128,
     /// The generation of `arena` when this span was carved (see ArenaInner::generation).
     pub arena_gen: u32,
     /// FreeRun: when it was freed, in arena ticks (for decay).
@@ -125,6 +128,7 @@ impl Span {
             region: ptr::null_mut(),
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
+            purged: 0,
             arena_gen: 0,
             freed_at: 0,
         }

@@ -171,7 +171,7 @@ pub fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
 /// glibc's malloc_trim: give back free memory at the top of the heap (keeping `pad`)
 /// and the free pages inside it. 1 if memory was released, else 0.
 pub fn malloc_trim(pad: usize) -> i32 {
-    let mut released = false;
+    let mut released = crate::thread_heap::purge_for_trim() > 0;
     for (i, _) in ARENAS.iter().enumerate().take(init::arena_count()) {
         released |= ARENAS.get(i).is_some_and(|a| a.lock().trim(pad));
     }

@@ -65,6 +65,9 @@ pub struct ThreadHeap {
     pub full: SpanList,
     /// Blocks other threads freed into full spans of this heap.
     delayed_free: AtomicPtr<Block>,
+    /// Slow-path refills, and when the spans were last purged (ms).
+    refills: u32,
+    last_purge: u64,
 }
 
 /// A statically allocated heap, shareable because the code that writes it holds a lock
@@ -103,6 +106,8 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         biased: PerClass([ptr::null_mut(); NUM_CLASSES]),
         full: SpanList::new(),
         delayed_free: AtomicPtr::new(ptr::null_mut()),
+        refills: 0,
+        last_purge: 0,
     }
 }
 
@@ -295,6 +300,7 @@ impl ThreadHeap {
     /// A block of size class `class`, or null when out of memory.
     pub fn alloc_small(&mut self, class: usize) -> *mut u8 {
         self.take_delayed_frees();
+        self.maybe_purge();
         loop {
             let s = self.queues[class].head;
             if s.is_null() {
@@ -351,6 +357,9 @@ impl ThreadHeap {
             if sp.free.is_null() {
                 collect_thread_free(sp);
             }
+            if sp.free.is_null() {
+                crate::purge::unpurge(sp);
+            }
             if sp.free.is_null() && sp.bump < sp.end {
                 carve(sp);
             }
@@ -364,6 +373,37 @@ impl ThreadHeap {
             }
             b
         }
+    }
+
+    /// Decay inside spans: once per DECAY_MS (looking at the clock every 64 refills),
+    /// purge the spans this heap is not allocating from (purge.rs), so that pages
+    /// freed inside them go back to the OS without any call from the program.
+    fn maybe_purge(&mut self) {
+        self.refills = self.refills.wrapping_add(1);
+        if self.refills % 64 != 0 {
+            return;
+        }
+        let now = os::now_ms();
+        if now < self.last_purge + crate::arena::DECAY_MS {
+            return;
+        }
+        self.last_purge = now;
+        self.purge(false);
+    }
+
+    /// Purges this heap's spans (all of them, or all but each class's current one).
+    pub fn purge(&mut self, include_current: bool) -> usize {
+        let mut bytes = 0;
+        for c in 0..NUM_CLASSES {
+            let head = self.queues[c].head;
+            self.queues[c].for_each(|s| {
+                if include_current || s != head {
+                    // SAFETY: our own span.
+                    bytes += unsafe { crate::purge::purge(&mut *s) };
+                }
+            });
+        }
+        bytes
     }
 
     /// Marks `s` (exhausted, unlinked) full if no remote free is pending or under way.
@@ -507,6 +547,7 @@ impl ThreadHeap {
             sp.end = sp.start + shape.capacity as usize * size as usize;
             sp.free = ptr::null_mut();
             sp.used = 0;
+            sp.purged = 0;
             sp.in_full = false;
             sp.thread_free.store(TF_NORMAL, Ordering::Relaxed);
             sp.heap = me;
@@ -589,6 +630,7 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
             return; // the arena was reset after fork: leave these pages alone
         }
         a.small_span_bytes -= (*s).bytes();
+        (*s).purged = 0;
         // Only a free run's boundary pages may map to it: unmap the rest now.
         pagemap::clear_range((*s).start, (*s).pages);
         (*s).zeroed = false;
@@ -772,7 +814,7 @@ unsafe fn orphan(s: *mut Span) {
             release_small_span_locked(&mut a, s);
         } else if sp.arena_gen == a.generation {
             let class = sp.class as usize;
-            if sp.free.is_null() && sp.bump >= sp.end {
+            if sp.free.is_null() && sp.purged == 0 && sp.bump >= sp.end {
                 sp.in_full = true;
                 a.orphans_full[class].push_front(s);
             } else {
@@ -800,6 +842,26 @@ pub fn perturb_free(p: *mut u8, n: usize) {
         // SAFETY: p points to a block of at least n bytes being freed.
         unsafe { ptr::write_bytes(p, byte, n) };
     }
+}
+
+/// malloc_trim's part in the thread heaps: purge every span of the calling thread,
+/// and the orphans of every arena. (Other threads' spans are theirs to purge; they do
+/// so on their own, once per DECAY_MS of activity.) Returns the bytes given back.
+pub fn purge_for_trim() -> usize {
+    let mut bytes = 0;
+    let h = tls::heap();
+    if h != EMPTY_HEAP.get() && h != DYING_HEAP.get() {
+        // SAFETY: the calling thread's own heap.
+        bytes += unsafe { (*h).purge(true) };
+    }
+    for a in crate::arena::ARENAS.iter().take(crate::init::arena_count()) {
+        let a = a.lock();
+        for c in 0..NUM_CLASSES {
+            // SAFETY: orphans are touched only under their arena's lock, which we hold.
+            a.orphans[c].for_each(|s| bytes += unsafe { crate::purge::purge(&mut *s) });
+        }
+    }
+    bytes
 }
 
 pub fn reset_pools_after_fork() {

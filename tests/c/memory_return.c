@@ -1,0 +1,127 @@
+/*
+ * Memory goes back to the OS (issue 4's scenarios), and the blocks that stay are intact.
+ *
+ *   memory_return reverse   1 Mi blocks of 256 B, freed in reverse order, no trim call:
+ *                           prints rss_start_kib, rss_after_kib
+ *   memory_return sparse    the same blocks, 63 of every 64 freed, then malloc_trim(0):
+ *                           prints rss_start_kib, rss_after_trim_kib; every survivor is checked
+ *                           before and after the trim, then the freed space is reused
+ *                           (blocks of the same and other sizes, all checked, no overlap
+ *                           with survivors) and checked again.
+ *   memory_return mixed     many size classes, random 90% freed, malloc_trim, reuse: the
+ *                           survivors and the new blocks keep their contents.
+ * Exit status 0 and a line "SUMMARY memory-return-<mode> failed=0" when every check holds.
+ */
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failed;
+#define CHECK(c, ...)                                                     \
+    do {                                                                  \
+        if (!(c)) {                                                       \
+            failed++;                                                     \
+            printf("FAIL line %d: ", __LINE__);                           \
+            printf(__VA_ARGS__);                                          \
+            printf("\n");                                                 \
+        }                                                                 \
+    } while (0)
+
+static long rss_kib(void) {
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * 4;
+}
+
+static void fill(unsigned char *p, size_t n, uint64_t tag) {
+    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(tag * 131 + i * 7);
+}
+
+static int intact(const unsigned char *p, size_t n, uint64_t tag) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(tag * 131 + i * 7)) return 0;
+    return 1;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+#define N (1 << 20)
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "reverse";
+    static unsigned char *v[N];
+    long start = rss_kib();
+    if (!strcmp(mode, "reverse") || !strcmp(mode, "sparse")) {
+        for (int i = 0; i < N; i++) {
+            v[i] = malloc(256);
+            CHECK(v[i] != NULL, "malloc(256) failed");
+            fill(v[i], 256, (uint64_t)i);
+        }
+        if (!strcmp(mode, "reverse")) {
+            for (int i = N - 1; i >= 0; i--) free(v[i]);
+            printf("rss_start_kib=%ld\nrss_after_kib=%ld\n", start, rss_kib());
+        } else {
+            for (int i = 0; i < N; i++)
+                if (i % 64) free(v[i]);
+            malloc_trim(0);
+            long after = rss_kib();
+            for (int i = 0; i < N; i += 64) CHECK(intact(v[i], 256, (uint64_t)i), "survivor %d damaged by trim", i);
+            printf("rss_start_kib=%ld\nrss_after_trim_kib=%ld\n", start, after);
+            /* Reuse the purged space: same size and a neighbouring one. */
+            for (int i = 0; i < N; i++) {
+                if (i % 64 == 0) continue;
+                size_t n = i % 2 ? 256 : 200;
+                v[i] = malloc(n);
+                CHECK(v[i] != NULL, "malloc after trim failed");
+                fill(v[i], n, (uint64_t)i + 7);
+            }
+            for (int i = 0; i < N; i++) {
+                if (i % 64 == 0)
+                    CHECK(intact(v[i], 256, (uint64_t)i), "survivor %d damaged after reuse", i);
+                else
+                    CHECK(intact(v[i], i % 2 ? 256 : 200, (uint64_t)i + 7), "reused block %d damaged", i);
+                if (failed > 20) break;
+            }
+            for (int i = 0; i < N; i++) free(v[i]);
+        }
+    } else {
+        /* mixed: sizes 16..4096, random 90% freed, trim, reuse, check all */
+        enum { M = 200000 };
+        static size_t sz[M];
+        for (int r = 0; r < 3; r++) {
+            for (int i = 0; i < M; i++) {
+                if (!v[i]) {
+                    sz[i] = 16 + next() % 4081;
+                    v[i] = malloc(sz[i]);
+                    fill(v[i], sz[i], (uint64_t)i * 3 + (uint64_t)r);
+                    sz[i] |= (size_t)r << 32;
+                }
+            }
+            for (int i = 0; i < M; i++)
+                if (next() % 10) {
+                    free(v[i]);
+                    v[i] = NULL;
+                }
+            malloc_trim(0);
+            for (int i = 0; i < M; i++)
+                if (v[i])
+                    CHECK(intact(v[i], sz[i] & 0xffffffff, (uint64_t)i * 3 + (sz[i] >> 32)), "block %d damaged (round %d)", i, r);
+            if (failed > 20) break;
+        }
+        for (int i = 0; i < M; i++) free(v[i]);
+    }
+    printf("SUMMARY memory-return-%s failed=%d\n", mode, failed);
+    return failed != 0;
+}
