@@ -676,6 +676,30 @@ impl ArenaInner {
         self.decommit_free_runs(|_| true) || released
     }
 
+    /// Calls `f` with every span record in this arena's regions, in address order per
+    /// region (small spans, big blocks and free runs), found through the page map.
+    /// Under the arena lock no span of this arena can be released, so every record
+    /// `f` sees is live; the fields that other threads own may be changing.
+    pub fn for_each_span(&self, mut f: impl FnMut(&Span)) {
+        let mut r = self.regions;
+        while !r.is_null() {
+            // SAFETY: our region list; page-map entries are live records.
+            unsafe {
+                let mut addr = (*r).start;
+                while addr < (*r).end {
+                    let s = pagemap::lookup(addr);
+                    if !s.is_null() && (*s).start == addr && (*s).pages > 0 {
+                        f(&*s);
+                        addr = (*s).end_addr();
+                    } else {
+                        addr += PAGE_SIZE;
+                    }
+                }
+                r = (*r).next;
+            }
+        }
+    }
+
     /// Forgets everything (the child after fork found this arena mid-update). Its
     /// memory stays mapped and unused; spans carved from it are no longer given back.
     pub fn reset_after_fork(&mut self) {

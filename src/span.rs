@@ -83,6 +83,9 @@ pub struct Span {
     pub kind: Kind,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,
+    /// Small spans: the span its class allocates from, whose `used` carries the +1 of
+    /// being current (see ThreadHeap::refresh_current).
+    pub is_current: bool,
     /// FreeRun: its pages read as zero (fresh from the OS, or decommitted).
     pub zeroed: bool,
     /// FreeRun: pages decommitted (madvised away) since it was last used.
@@ -120,6 +123,7 @@ impl Span {
             class: 0,
             kind: Kind::FreeRun,
             in_full: false,
+            is_current: false,
             zeroed: false,
             decommitted: false,
             map_size: 0,
@@ -147,6 +151,26 @@ impl Span {
     #[inline]
     pub fn tf_state(&self) -> usize {
         self.thread_free.load(Ordering::Acquire) & TF_STATE
+    }
+
+    /// Blocks of this small span that are out (a racy snapshot when another thread owns
+    /// it: for statistics only). Remote frees not yet collected still count as out.
+    pub fn live_blocks(&self) -> usize {
+        // SAFETY: reading plain fields of a live record; a torn or stale value only
+        // skews the statistic.
+        let (used, in_full, current) = unsafe {
+            (
+                ptr::read_volatile(&self.used),
+                ptr::read_volatile(&self.in_full),
+                ptr::read_volatile(&self.is_current),
+            )
+        };
+        if in_full && !self.heap.is_null() {
+            // `used` is held at 1 (or 0 after one local free) while its owner holds it
+            // full. (An orphan's `in_full` only says which orphan list it is on.)
+            return (self.capacity as i32 - (1 - used)).max(0) as usize;
+        }
+        (used - current as i32).max(0) as usize
     }
 
     /// Does `addr` point at the start of a block of this small span?

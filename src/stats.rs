@@ -7,6 +7,7 @@ use crate::fmt::Buf;
 use crate::init;
 use crate::large;
 use crate::os;
+use crate::span::Kind;
 
 /// glibc's `struct mallinfo2`.
 #[repr(C)]
@@ -60,9 +61,17 @@ struct ArenaFigures {
 fn arena_figures(i: usize) -> ArenaFigures {
     let Some(arena) = ARENAS.get(i) else { return ArenaFigures::default() };
     let a = arena.lock();
+    // In use: the blocks handed out (small blocks at their class size, big blocks at
+    // their pages), not the spans that hold them.
+    let mut in_use = 0;
+    a.for_each_span(|s| match s.kind {
+        Kind::Small => in_use += s.live_blocks() * s.block_size as usize,
+        Kind::Big => in_use += s.bytes(),
+        Kind::Large | Kind::FreeRun => {}
+    });
     ArenaFigures {
         system: a.region_bytes,
-        in_use: a.region_bytes - a.free_bytes,
+        in_use,
         free: a.free_bytes,
         free_runs: a.free_runs,
         decommitted: a.decommitted_bytes,
@@ -75,7 +84,7 @@ pub fn mallinfo2() -> MallInfo2 {
         let f = arena_figures(i);
         m.arena += f.system;
         m.uordblks += f.in_use;
-        m.fordblks += f.free;
+        m.fordblks += f.system - f.in_use;
         m.ordblks += f.free_runs;
         m.keepcost += f.free.min(f.free - f.decommitted);
     }

@@ -236,10 +236,12 @@ impl ThreadHeap {
             unsafe {
                 if !head.is_null() {
                     (*head).used += 1;
+                    (*head).is_current = true;
                 }
                 self.biased[class] = head;
                 if !old.is_null() {
                     (*old).used -= 1;
+                    (*old).is_current = false;
                     if (*old).used == 0 {
                         self.queues[class].remove(old);
                         release_small_span(old);
@@ -267,7 +269,10 @@ impl ThreadHeap {
     fn drop_bias(&mut self, class: usize, s: *mut Span) {
         if !s.is_null() && self.biased[class] == s {
             // SAFETY: `s` is a span of this heap.
-            unsafe { (*s).used -= 1 };
+            unsafe {
+                (*s).used -= 1;
+                (*s).is_current = false;
+            }
             self.biased[class] = ptr::null_mut();
         }
     }

@@ -54,3 +54,10 @@ fn purging_keeps_live_blocks_intact() {
     run_mode("mixed", Preload::None);
     run_mode("mixed", Preload::Oxmalloc);
 }
+
+/// mallinfo2 follows a known live set within 5% (also true of glibc, the control).
+#[test]
+fn mallinfo2_matches_the_live_set() {
+    run_mode("mallinfo", Preload::None);
+    run_mode("mallinfo", Preload::Oxmalloc);
+}

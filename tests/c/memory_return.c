@@ -8,11 +8,16 @@
  *                           before and after the trim, then the freed space is reused
  *                           (blocks of the same and other sizes, all checked, no overlap
  *                           with survivors) and checked again.
+ *   memory_return mallinfo  a known live set (10 MiB of 1 KiB blocks, 5 MiB from a thread
+ *                           that exits, one 200 KB block): mallinfo2's uordblks grows by the
+ *                           live bytes within 5%, arena = uordblks + fordblks, and it falls
+ *                           back when the blocks are freed.
  *   memory_return mixed     many size classes, random 90% freed, malloc_trim, reuse: the
  *                           survivors and the new blocks keep their contents.
  * Exit status 0 and a line "SUMMARY memory-return-<mode> failed=0" when every check holds.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +64,17 @@ static uint64_t next(void) {
 
 #define N (1 << 20)
 
+static void *thread_blocks(void *arg) {
+    (void)arg;
+    void **v = malloc(5000 * sizeof *v);
+    for (int i = 0; i < 5000; i++) v[i] = malloc(1024);
+    return v;
+}
+
+static long within(size_t got, size_t want) {
+    return got >= want - want / 20 && got <= want + want / 20;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "reverse";
     static unsigned char *v[N];
@@ -96,6 +112,25 @@ int main(int argc, char **argv) {
             }
             for (int i = 0; i < N; i++) free(v[i]);
         }
+    } else if (!strcmp(mode, "mallinfo")) {
+        struct mallinfo2 a = mallinfo2();
+        for (int i = 0; i < 10240; i++) v[i] = malloc(1024);
+        unsigned char *big = malloc(200000);
+        pthread_t t;
+        void *tv;
+        pthread_create(&t, 0, thread_blocks, 0);
+        pthread_join(t, &tv);
+        struct mallinfo2 b = mallinfo2();
+        size_t live = 10240 * 1024 + 5000 * 1024 + 200000;
+        CHECK(within(b.uordblks - a.uordblks + b.hblkhd - a.hblkhd, live), "uordblks(+hblkhd) grew %zu, live %zu",
+              b.uordblks - a.uordblks + b.hblkhd - a.hblkhd, live);
+        CHECK(b.arena == b.uordblks + b.fordblks, "arena %zu != uordblks %zu + fordblks %zu", b.arena, b.uordblks, b.fordblks);
+        for (int i = 0; i < 10240; i++) free(v[i]);
+        free(big);
+        struct mallinfo2 c = mallinfo2();
+        CHECK(b.uordblks + b.hblkhd - c.uordblks - c.hblkhd >= (10240 * 1024 + 200000) * 19 / 20,
+              "freeing 10.2 MB lowered uordblks+hblkhd by only %zu", b.uordblks + b.hblkhd - c.uordblks - c.hblkhd);
+        printf("uordblks_growth=%zu live=%zu\n", b.uordblks - a.uordblks + b.hblkhd - a.hblkhd, live);
     } else {
         /* mixed: sizes 16..4096, random 90% freed, trim, reuse, check all */
         enum { M = 200000 };
