@@ -100,6 +100,21 @@ unsafe fn free_settle(span: *mut Span) {
 #[cold]
 #[inline(never)]
 pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
+    // Sizes classed above the fast path's table (1 KiB to 128 KiB) pop from the current
+    // span the same way when it has a block, after one look at the mmap threshold.
+    if size > SMALL_LOOKUP_MAX && size <= MAX_CLASS_SIZE && size < options::mmap_threshold() {
+        // SAFETY: as in `malloc`: the TLS heap is valid and its current spans are ours
+        // (EMPTY_SPAN, with no block, when there is none or the heap is in slow mode).
+        unsafe {
+            let span = (&(*tls::heap()).current)[class_of(size)];
+            let block = (*span).free;
+            if !block.is_null() {
+                (*span).free = (*block).next;
+                (*span).used += 1;
+                return block.cast();
+            }
+        }
+    }
     // SAFETY: allocation has no preconditions.
     unsafe { alloc_or_enomem(size, MIN_ALIGN) }
 }
@@ -128,8 +143,7 @@ unsafe fn alloc_or_enomem(size: usize, align: usize) -> *mut u8 {
 /// Where a request goes (see the module doc).
 unsafe fn alloc_in(heap: &mut ThreadHeap, size: usize, align: usize) -> *mut u8 {
     heap.sync_options();
-    let opts = options::get();
-    let wants_mmap = size >= opts.mmap_threshold && large::mmap_allowed();
+    let wants_mmap = size >= options::mmap_threshold() && large::mmap_allowed();
     if !wants_mmap {
         let class = if align <= MIN_ALIGN {
             (size <= MAX_CLASS_SIZE).then(|| class_of(size))
@@ -312,7 +326,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                 }
                 // A big block that stays below the mmap threshold grows into the free
                 // pages after it when it can (growing buffers then copy nothing).
-                if (*span).kind == Kind::Big && size > old && size < options::get().mmap_threshold {
+                if (*span).kind == Kind::Big && size > old && size < options::mmap_threshold() {
                     let arena = (*span).arena;
                     let mut a = (*arena).lock();
                     if (*span).arena_gen == a.generation
@@ -323,7 +337,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                 }
             }
             Kind::Large => {
-                if size >= options::get().mmap_threshold || size > MAX_CLASS_SIZE {
+                if size >= options::mmap_threshold() || size > MAX_CLASS_SIZE {
                     if size > MAX_REQUEST {
                         os::set_errno(libc::ENOMEM);
                         return ptr::null_mut();

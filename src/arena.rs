@@ -42,6 +42,14 @@ const RUN_BINS: usize = 128;
 pub const DECAY_MS: u64 = 1000;
 const DECAY_CHECK_MS: u64 = 100;
 
+/// Empty spans of small blocks an arena keeps ready, laid out and in the page map, so
+/// that a new thread (or a class filling up again) takes one without carving pages or
+/// faulting them in: at most SPAN_CACHE_SPANS of them holding at most SPAN_CACHE_MAX
+/// bytes of once-used (so probably resident) pages, the lowest addresses first (so
+/// they do not pin the top of the heap), each for at most DECAY_MS.
+const SPAN_CACHE_MAX: usize = 2 << 20;
+const SPAN_CACHE_SPANS: usize = 128;
+
 /// The smallest mmapped region an arena maps at a time.
 const MIN_MMAP_REGION: usize = 4 << 20;
 
@@ -69,6 +77,10 @@ pub struct ArenaInner {
     /// Small spans whose thread exited, with free blocks / without.
     pub orphans: PerClass<SpanList>,
     pub orphans_full: PerClass<SpanList>,
+    /// Empty small spans kept ready (see SPAN_CACHE_MAX), and their bytes.
+    span_cache: PerClass<SpanList>,
+    span_cache_bytes: usize,
+    span_cache_count: usize,
     pub regions: *mut Region,
     /// The region at the break (arena 0 only), and whether brk may still be tried.
     brk_region: *mut Region,
@@ -109,6 +121,9 @@ impl ArenaInner {
             nonempty: 0,
             orphans: PerClass([const { SpanList::new() }; NUM_CLASSES]),
             orphans_full: PerClass([const { SpanList::new() }; NUM_CLASSES]),
+            span_cache: PerClass([const { SpanList::new() }; NUM_CLASSES]),
+            span_cache_bytes: 0,
+            span_cache_count: 0,
             regions: ptr::null_mut(),
             brk_region: ptr::null_mut(),
             brk_usable: false,
@@ -368,6 +383,114 @@ impl ArenaInner {
         }
     }
 
+    /// Takes back an empty small span of this arena (unlinked, holding no block): keeps
+    /// it ready in the span cache, or gives its pages back.
+    ///
+    /// A cached span is in state ORPHAN with `used == 0`, so a stray free into it is a
+    /// double free (caught in free_orphan) and not a corruption.
+    ///
+    /// # Safety
+    /// `s` is an empty small span of this arena's current generation, on no list.
+    pub unsafe fn cache_small_span(&mut self, s: *mut Span) {
+        // SAFETY: per the contract; cached spans are ours under the lock.
+        unsafe {
+            let sp = &mut *s;
+            // What it holds of once-used pages, kept in `map_size` (unused by small spans).
+            sp.map_size = os::page_round_up(sp.bump - sp.start);
+            sp.owner_tp = 0;
+            sp.heap = ptr::null_mut();
+            sp.thread_free.store(span::TF_ORPHAN, Ordering::Release);
+            sp.free = ptr::null_mut();
+            sp.bump = sp.start;
+            sp.used = 0;
+            sp.in_full = false;
+            sp.is_current = false;
+            sp.freed_at = os::now_ms();
+            let bytes = sp.map_size;
+            // Make room, evicting higher spans than this one; if none is higher, this
+            // one goes instead.
+            while self.span_cache_bytes + bytes > SPAN_CACHE_MAX || self.span_cache_count >= SPAN_CACHE_SPANS {
+                let highest = self.highest_cached_span();
+                if highest.is_null() || (*highest).start < sp.start {
+                    self.free_small_span_pages(s);
+                    return;
+                }
+                self.uncache(highest);
+                self.free_small_span_pages(highest);
+            }
+            self.span_cache[sp.class as usize].push_front(s);
+            self.span_cache_bytes += bytes;
+            self.span_cache_count += 1;
+        }
+    }
+
+    fn highest_cached_span(&self) -> *mut Span {
+        let mut best: *mut Span = ptr::null_mut();
+        for c in 0..NUM_CLASSES {
+            // SAFETY: cached spans are valid records.
+            self.span_cache[c].for_each(|s| unsafe {
+                if best.is_null() || (*s).start > (*best).start {
+                    best = s;
+                }
+            });
+        }
+        best
+    }
+
+    /// Unlinks a cached span.
+    unsafe fn uncache(&mut self, s: *mut Span) {
+        // SAFETY: `s` is in the span cache.
+        unsafe {
+            self.span_cache[(*s).class as usize].remove(s);
+            self.span_cache_bytes -= (*s).map_size;
+            (*s).map_size = 0;
+        }
+        self.span_cache_count -= 1;
+    }
+
+    /// An empty span of `class` from the cache (unlinked, state ORPHAN), or null.
+    pub fn take_cached_span(&mut self, class: usize) -> *mut Span {
+        let s = self.span_cache[class].head;
+        if !s.is_null() {
+            // SAFETY: a cached span record.
+            unsafe { self.uncache(s) };
+        }
+        s
+    }
+
+    /// Gives the cached spans that `old_enough` picks back to the free pages.
+    fn flush_span_cache(&mut self, old_enough: impl Fn(&Span) -> bool) {
+        for c in 0..NUM_CLASSES {
+            let mut s = self.span_cache[c].head;
+            while !s.is_null() {
+                // SAFETY: cached spans are valid records on this list.
+                unsafe {
+                    let next = (*s).next;
+                    if old_enough(&*s) {
+                        self.uncache(s);
+                        self.free_small_span_pages(s);
+                    }
+                    s = next;
+                }
+            }
+        }
+    }
+
+    /// Turns an empty small span (unlinked) back into free pages.
+    unsafe fn free_small_span_pages(&mut self, s: *mut Span) {
+        // SAFETY: the caller hands over an empty span of this arena.
+        unsafe {
+            self.small_span_bytes -= (*s).bytes();
+            (*s).purged = 0;
+            // Only a free run's boundary pages may map to it: unmap the rest now.
+            pagemap::clear_range((*s).start, (*s).pages);
+            (*s).zeroed = false;
+            (*s).decommitted = false;
+            let arena = (*s).arena;
+            self.release_run(s, arena);
+        }
+    }
+
     /// Grows the big block `s` in place to `pages` pages by taking the start of the free
     /// run right after it, if there is one long enough. True if it grew.
     ///
@@ -615,7 +738,7 @@ impl ArenaInner {
     /// Decommits the free runs that have been dirty for DECAY_MS, at most every
     /// DECAY_CHECK_MS (see DECAY_MS).
     fn maybe_decay(&mut self) {
-        if self.free_bytes == self.decommitted_bytes {
+        if self.free_bytes == self.decommitted_bytes && self.span_cache_bytes == 0 {
             return;
         }
         let now = os::now_ms();
@@ -623,6 +746,7 @@ impl ArenaInner {
             return;
         }
         self.last_decay = now;
+        self.flush_span_cache(|s| s.freed_at + DECAY_MS <= now);
         self.decommit_free_runs(|s| s.freed_at + DECAY_MS <= now);
     }
 
@@ -651,6 +775,7 @@ impl ArenaInner {
     /// Lowers the break as far as `pad` allows and decommits every free run inside the
     /// heap (malloc_trim). Returns true if any memory was given back.
     pub fn trim(&mut self, pad: usize) -> bool {
+        self.flush_span_cache(|_| true);
         let mut released = false;
         // The top of the brk heap.
         if !self.brk_region.is_null() {

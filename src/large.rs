@@ -20,7 +20,7 @@ pub static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// May one more request be served by its own mapping (M_MMAP_MAX)?
 pub fn mmap_allowed() -> bool {
-    COUNT.load(Ordering::Relaxed) < options::get().mmap_max
+    COUNT.load(Ordering::Relaxed) < options::mmap_max()
 }
 
 /// Maps a block of at least `size` bytes aligned to `align`. Null on failure.

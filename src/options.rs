@@ -90,6 +90,18 @@ pub fn get() -> Options {
     }
 }
 
+/// The mmap threshold alone (one load, for the allocation paths).
+#[inline]
+pub fn mmap_threshold() -> usize {
+    MMAP_THRESHOLD.load(Ordering::Relaxed)
+}
+
+/// M_MMAP_MAX alone.
+#[inline]
+pub fn mmap_max() -> usize {
+    MMAP_MAX.load(Ordering::Relaxed)
+}
+
 #[inline]
 pub fn epoch() -> u32 {
     EPOCH.load(Ordering::Relaxed)

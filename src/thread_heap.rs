@@ -532,6 +532,17 @@ impl ThreadHeap {
             }
             return orphan;
         }
+        let cached = a.take_cached_span(class);
+        if !cached.is_null() {
+            // SAFETY: a cached span is an empty span of this class, laid out and mapped
+            // in the page map already (arena.rs), that nobody references.
+            unsafe {
+                (*cached).thread_free.store(TF_NORMAL, Ordering::Release);
+                (*cached).heap = me;
+                (*cached).owner_tp = tag;
+            }
+            return cached;
+        }
         let shape = span_of(class);
         let s = a.alloc_run(arena, shape.pages as usize, PAGE_SIZE);
         if s.is_null() {
@@ -634,14 +645,7 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
         if (*s).arena_gen != a.generation {
             return; // the arena was reset after fork: leave these pages alone
         }
-        a.small_span_bytes -= (*s).bytes();
-        (*s).purged = 0;
-        // Only a free run's boundary pages may map to it: unmap the rest now.
-        pagemap::clear_range((*s).start, (*s).pages);
-        (*s).zeroed = false;
-        (*s).decommitted = false;
-        let arena = (*s).arena;
-        a.release_run(s, arena);
+        a.cache_small_span(s);
     }
 }
 
@@ -713,6 +717,10 @@ unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
         }
         if (*s).arena_gen != a.generation {
             return; // the arena was reset after fork: leave its spans alone
+        }
+        if (*s).used <= 0 {
+            drop(a);
+            os::fatal("free(): double free of", b as usize);
         }
         let class = (*s).class as usize;
         (*b).next = (*s).free;
