@@ -1,0 +1,95 @@
+/*
+ * glibc's tuning knobs, with glibc's meaning (run with and without the preload).
+ *
+ *   knobs mmap_threshold   mallopt(M_MMAP_THRESHOLD, 1 MiB): a 512 KiB block comes from
+ *                          the heap (the break moves, mallinfo2 counts no mmapped block)
+ *   knobs mmap_max         mallopt(M_MMAP_MAX, 0): a 4 MiB block comes from the heap
+ *   knobs perturb          mallopt(M_PERTURB, 0x5a): malloc'd bytes read 0xa5, and a freed
+ *                          then re-allocated block was filled with 0x5a in between
+ *                          (checked on the bytes after the allocator's own link word)
+ *   knobs keep             run with MALLOC_TRIM_THRESHOLD_ very high: after freeing 64 MiB
+ *                          of small blocks the heap keeps it (break does not come down)
+ *   knobs trim             default trim threshold: the same frees bring the break down
+ * Prints "SUMMARY knobs-<mode> failed=N".
+ */
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failed;
+#define CHECK(c, ...)                                   \
+    do {                                                \
+        if (!(c)) {                                     \
+            failed++;                                   \
+            printf("FAIL line %d: ", __LINE__);         \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
+        }                                               \
+    } while (0)
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (!strcmp(mode, "mmap_threshold")) {
+        CHECK(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1, "mallopt refused");
+        char *before = sbrk(0);
+        char *p = malloc(512 << 10);
+        memset(p, 1, 512 << 10);
+        char *after = sbrk(0);
+        struct mallinfo2 m = mallinfo2();
+        CHECK(m.hblks == 0, "512 KiB block was mmapped (hblks %zu)", m.hblks);
+        CHECK(after > before, "the break did not move (%p -> %p)", (void *)before, (void *)after);
+        free(p);
+    } else if (!strcmp(mode, "mmap_max")) {
+        CHECK(mallopt(M_MMAP_MAX, 0) == 1, "mallopt refused");
+        char *before = sbrk(0);
+        char *p = malloc(4 << 20);
+        memset(p, 2, 4 << 20);
+        struct mallinfo2 m = mallinfo2();
+        CHECK(m.hblks == 0, "4 MiB block was mmapped with M_MMAP_MAX 0 (hblks %zu)", m.hblks);
+        CHECK((char *)sbrk(0) - before >= (4 << 20), "the break moved by only %td", (char *)sbrk(0) - before);
+        free(p);
+    } else if (!strcmp(mode, "perturb")) {
+        CHECK(mallopt(M_PERTURB, 0x5a) == 1, "mallopt refused");
+        for (size_t n = 32; n <= 4096; n *= 2) {
+            unsigned char *p = malloc(n);
+            size_t bad = 0;
+            for (size_t i = 0; i < n; i++) bad += p[i] != 0xa5;
+            CHECK(bad == 0, "malloc(%zu): %zu bytes not 0xa5", n, bad);
+            memset(p, 0x11, n);
+            free(p);
+            unsigned char *q = malloc(n);
+            if (q == p) {
+                /* glibc and oxmalloc fill freed blocks with the byte, then refill with ~byte on malloc */
+                bad = 0;
+                for (size_t i = 16; i < n; i++) bad += q[i] != 0xa5;
+                CHECK(bad == 0, "re-malloc(%zu): %zu bytes not 0xa5", n, bad);
+            }
+            unsigned char *z = calloc(1, n);
+            bad = 0;
+            for (size_t i = 0; i < n; i++) bad += z[i] != 0;
+            CHECK(bad == 0, "calloc(%zu) not zero under M_PERTURB", n);
+            free(z);
+            free(q);
+        }
+    } else if (!strcmp(mode, "keep") || !strcmp(mode, "trim")) {
+        enum { N = 256 * 1024 };
+        static void *v[N];
+        for (int i = 0; i < N; i++) memset(v[i] = malloc(256), 3, 256);
+        char *top = sbrk(0);
+        for (int i = N - 1; i >= 0; i--) free(v[i]);
+        long down = top - (char *)sbrk(0);
+        printf("break_lowered_by=%ld\n", down);
+        if (!strcmp(mode, "keep"))
+            CHECK(down < (1 << 20), "break came down by %ld with a huge trim threshold", down);
+        else
+            CHECK(down > (32 << 20), "break came down by only %ld", down);
+    } else {
+        printf("usage: knobs mmap_threshold|mmap_max|perturb|keep|trim\n");
+        return 2;
+    }
+    printf("SUMMARY knobs-%s failed=%d\n", mode, failed);
+    return failed != 0;
+}
