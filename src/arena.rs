@@ -356,17 +356,34 @@ impl ArenaInner {
             (*s).kind = Kind::FreeRun;
             (*s).owner_tp = 0;
             (*s).heap = ptr::null_mut();
+            self.absorb_free_neighbours(s, arena);
+            if self.try_trim_run(s) {
+                return;
+            }
+            self.insert_free_run(s);
+        }
+    }
+
+    /// Merges the free runs directly before and after the (unlinked) run `s` into it.
+    ///
+    /// # Safety
+    /// `s` is an unlinked free run of this arena.
+    unsafe fn absorb_free_neighbours(&mut self, s: *mut Span, arena: *mut Arena) {
+        // SAFETY: `s` is ours; neighbours come from the page map under the lock.
+        unsafe {
             let region = (*s).region;
-            if (*s).start > PAGE_SIZE {
-                let left = self.free_neighbour((*s).start - PAGE_SIZE, region, arena);
-                if !left.is_null() && (*left).end_addr() == (*s).start {
-                    self.remove_free_run(left);
-                    (*s).start = (*left).start;
-                    (*s).pages += (*left).pages;
-                    (*s).zeroed &= (*left).zeroed;
-                    (*s).decommitted &= (*left).decommitted;
-                    span::delete_span(left);
-                }
+            let left = if (*s).start > PAGE_SIZE {
+                self.free_neighbour((*s).start - PAGE_SIZE, region, arena)
+            } else {
+                ptr::null_mut()
+            };
+            if !left.is_null() && (*left).end_addr() == (*s).start {
+                self.remove_free_run(left);
+                (*s).start = (*left).start;
+                (*s).pages += (*left).pages;
+                (*s).zeroed &= (*left).zeroed;
+                (*s).decommitted &= (*left).decommitted;
+                span::delete_span(left);
             }
             let right = self.free_neighbour((*s).end_addr(), region, arena);
             if !right.is_null() && (*right).start == (*s).end_addr() {
@@ -376,10 +393,6 @@ impl ArenaInner {
                 (*s).decommitted &= (*right).decommitted;
                 span::delete_span(right);
             }
-            if self.try_trim_run(s) {
-                return;
-            }
-            self.insert_free_run(s);
         }
     }
 
@@ -722,14 +735,7 @@ impl ArenaInner {
             (*s).region = region;
             (*s).arena = arena;
             // Merge with the run at the old top, but never trim what we just grew.
-            let left = if start > PAGE_SIZE { self.free_neighbour(start - PAGE_SIZE, region, arena) } else { ptr::null_mut() };
-            if !left.is_null() && (*left).end_addr() == start {
-                self.remove_free_run(left);
-                (*s).start = (*left).start;
-                (*s).pages += (*left).pages;
-                (*s).zeroed &= (*left).zeroed;
-                span::delete_span(left);
-            }
+            self.absorb_free_neighbours(s, arena);
             self.insert_free_run(s);
         }
         true

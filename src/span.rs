@@ -153,6 +153,13 @@ impl Span {
         self.thread_free.load(Ordering::Acquire) & TF_STATE
     }
 
+    /// Takes a span its owner held as full back to a plain count: `used` was held at 1
+    /// (no local free since) or 0 (one local free), for `capacity` blocks out.
+    pub fn leave_full(&mut self) {
+        self.used = self.capacity as i32 - (1 - self.used);
+        self.in_full = false;
+    }
+
     /// Blocks of this small span that are out (a racy snapshot when another thread owns
     /// it: for statistics only). Remote frees not yet collected still count as out.
     pub fn live_blocks(&self) -> usize {

@@ -436,9 +436,7 @@ impl ThreadHeap {
         // SAFETY: the caller owns `s`, which is on the full list.
         unsafe {
             let sp = &mut *s;
-            // The field is 1 (no local free yet: `capacity` out) or 0 (one local free).
-            sp.used = sp.capacity as i32 - (1 - sp.used);
-            sp.in_full = false;
+            sp.leave_full();
             // FULL -> NORMAL; if a remote free is mid-way (FREEING) it sets NORMAL itself.
             let _ = sp.thread_free.compare_exchange(TF_FULL, TF_NORMAL, Ordering::AcqRel, Ordering::Acquire);
             self.full.remove(s);
@@ -588,10 +586,19 @@ fn collect_thread_free(s: &mut Span) {
             Err(now) => cur = now,
         }
     }
-    let head = (cur & !TF_STATE) as *mut Block;
+    take_remote_list(s, (cur & !TF_STATE) as *mut Block);
+}
+
+/// Puts a list of remotely freed blocks, detached from `thread_free`, onto the free
+/// list of `s`, and stops counting them as out.
+fn take_remote_list(s: &mut Span, head: *mut Block) {
+    if head.is_null() {
+        return;
+    }
     let mut tail = head;
     let mut n = 1;
-    // SAFETY: the list was pushed by other threads with release CASes; its blocks are ours.
+    // SAFETY: the list was pushed by other threads with release CASes (and detached
+    // with an acquire); its blocks belong to `s`.
     unsafe {
         while !(*tail).next.is_null() {
             tail = (*tail).next;
@@ -793,8 +800,7 @@ unsafe fn orphan(s: *mut Span) {
     unsafe {
         let sp = &mut *s;
         if sp.in_full {
-            sp.used = sp.capacity as i32 - (1 - sp.used);
-            sp.in_full = false;
+            sp.leave_full();
         }
         let arena = sp.arena;
         let mut a = (*arena).lock();
@@ -813,14 +819,7 @@ unsafe fn orphan(s: *mut Span) {
                 Err(now) => cur = now,
             }
         }
-        let mut b = (cur & !TF_STATE) as *mut Block;
-        while !b.is_null() {
-            let next = (*b).next;
-            (*b).next = sp.free;
-            sp.free = b;
-            sp.used -= 1;
-            b = next;
-        }
+        take_remote_list(sp, (cur & !TF_STATE) as *mut Block);
         sp.owner_tp = 0;
         sp.heap = ptr::null_mut();
         if sp.used == 0 {
