@@ -40,19 +40,24 @@ const MAX_REQUEST: usize = isize::MAX as usize - 2 * 1024 * 1024;
 // ---------------------------------------------------------------------------------
 
 /// `malloc`. Fast path: one TLS load, the span for this size from the heap's direct
-/// table, pop the head of its free list (13 instructions, no lock, no atomic).
+/// table, pop the head of its free list after checking its free mark (12 instructions,
+/// no lock, no atomic). An empty list ends at LIST_END, whose mark matches no span, so
+/// the mark check is also the emptiness check; a corrupted head fails it the same way
+/// and the slow path tells the two apart.
 #[inline(always)]
 pub unsafe fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_LOOKUP_MAX {
-        // SAFETY: (size + 15) >> 4 <= SMALL_LOOKUP_MAX / 16 < DIRECT_SLOTS; the TLS heap
-        // is always valid (EMPTY_HEAP at worst, whose spans are all EMPTY_SPAN), and its
-        // current spans belong to this thread, so nobody else touches their `free`.
+        // SAFETY: size <= SMALL_LOOKUP_MAX < DIRECT_SLOTS; the TLS heap is always valid
+        // (EMPTY_HEAP at worst, whose spans are all EMPTY_SPAN), its current spans belong
+        // to this thread, so nobody else touches their `free`, and a list head is always
+        // readable (a block of the span, or LIST_END).
         unsafe {
             let heap = tls::heap();
-            let span = *(*heap).direct.get_unchecked((size + 15) >> 4);
+            let span = *(*heap).direct.get_unchecked(size);
             let block = (*span).free;
-            if !block.is_null() {
+            if Block::is_marked(block, span) {
                 (*span).free = (*block).next;
+                (*block).mark = 0;
                 (*span).used += 1;
                 return block.cast();
             }
@@ -63,16 +68,21 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
 }
 
 /// `free`. Fast path: page-map lookup, compare the span's owner with the thread
-/// pointer, push onto the span's free list (about 20 instructions, no lock, no atomic).
+/// pointer, check that the block is aligned and not already free, mark it and push it
+/// onto the span's free list (22 instructions, no lock, no atomic). Anything else
+/// (another thread's block, a big or large block, NULL, misuse) goes to `free_slow`.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let span = pagemap::lookup(p as usize);
-    // SAFETY: a non-null page-map entry is a live span record. When its owner is the
-    // calling thread, only this thread touches its free list and counts.
+    let tp = tls::thread_pointer();
+    let span = pagemap::lookup_fast(p as usize);
+    let b = p.cast::<Block>();
+    // SAFETY: lookup_fast gives a live span record (NO_SPAN, owner 0, at worst). When its
+    // owner is the calling thread, only this thread touches its free list and counts,
+    // and `p` lies in one of its pages, so its first 16 bytes (p is 16-aligned) are
+    // readable and, unless it is already free, the program's to give back.
     unsafe {
-        if !span.is_null() && (*span).owner_tp == tls::thread_pointer() {
-            let b = p.cast::<Block>();
-            (*b).next = (*span).free;
+        if (*span).owner_tp == tp && p as usize % MIN_ALIGN == 0 && !Block::is_marked(b, span) {
+            Block::put(b, span, (*span).free);
             (*span).free = b;
             // `used` >= 1 here (this block is out), so it reaches 0 exactly when the span
             // is empty or was set aside as full (its count is then held at 1).
@@ -108,8 +118,9 @@ pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
         unsafe {
             let span = (&(*tls::heap()).current)[class_of(size)];
             let block = (*span).free;
-            if !block.is_null() {
+            if Block::is_marked(block, span) {
                 (*span).free = (*block).next;
+                (*block).mark = 0;
                 (*span).used += 1;
                 return block.cast();
             }
@@ -210,23 +221,40 @@ unsafe fn big_free(s: *mut Span) {
     }
 }
 
-/// The span of block `p`, checked: `p` must be exactly a block oxmalloc handed out.
-/// Anything else ends the process with a message naming `what` (glibc aborts too).
-unsafe fn owning_span(p: *mut u8, what: &str) -> *mut Span {
-    let span = pagemap::lookup(p as usize);
+/// The span of block `p`, checked: `p` must be exactly a block oxmalloc handed out and
+/// that is not free. Anything else ends the process with a message that names `op`,
+/// the problem and the address (glibc aborts on most of these too).
+unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
+    let addr = p as usize;
+    let span = pagemap::lookup(addr);
     if span.is_null() {
-        os::fatal(what, p as usize);
+        os::fatal_misuse(op, "invalid pointer (not from oxmalloc)", addr);
     }
-    // SAFETY: page-map entries are live records.
-    let ok = unsafe {
-        match (*span).kind {
-            Kind::Small => (*span).is_block_start(p as usize),
-            Kind::Big | Kind::Large => (*span).start == p as usize,
-            Kind::FreeRun => false,
+    // SAFETY: page-map entries are live records; a small span's pages are mapped, so
+    // reading the first word of a block of it is fine.
+    unsafe {
+        let problem = match (*span).kind {
+            Kind::Small => {
+                let sp = &*span;
+                if !sp.is_block_start(addr) {
+                    Some("invalid pointer (inside a block, not its start)")
+                } else if addr >= sp.bump {
+                    Some("invalid pointer (never allocated)")
+                } else if Block::is_marked(p.cast(), span) {
+                    Some("double free of")
+                } else {
+                    None
+                }
+            }
+            Kind::Big | Kind::Large if (*span).start == addr => None,
+            Kind::Big | Kind::Large => Some("invalid pointer (inside a block, not its start)"),
+            Kind::FreeRun if (*span).start == addr => Some("double free of"),
+            Kind::FreeRun => Some("invalid pointer (free memory)"),
+            Kind::Freed => Some("double free of"),
+        };
+        if let Some(problem) = problem {
+            os::fatal_misuse(op, problem, addr);
         }
-    };
-    if !ok {
-        os::fatal(what, p as usize);
     }
     span
 }
@@ -240,7 +268,16 @@ pub unsafe fn free_slow(p: *mut u8) {
     let saved = os::errno();
     // SAFETY: owning_span validated `p` against its span.
     unsafe {
-        let span = owning_span(p, "free(): invalid pointer");
+        let span = owning_span(p, "free");
+        free_checked(p, span);
+    }
+    os::set_errno(saved);
+}
+
+/// Frees `p`, validated by `owning_span` as a live block of `span`.
+unsafe fn free_checked(p: *mut u8, span: *mut Span) {
+    // SAFETY: per the contract.
+    unsafe {
         match (*span).kind {
             Kind::Small => {
                 let tp = tls::thread_pointer();
@@ -254,8 +291,29 @@ pub unsafe fn free_slow(p: *mut u8) {
             }
             Kind::Big => big_free(span),
             Kind::Large => large::free(span),
-            Kind::FreeRun => {}
+            Kind::FreeRun | Kind::Freed => {}
         }
+    }
+}
+
+/// C23 `free_sized`: `free`, after checking that `size` can be the size the block was
+/// requested with (no larger than the block, and no smaller than half of it: realloc
+/// keeps a block in place down to half its size). glibc ignores `size`.
+pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
+    if p.is_null() {
+        return;
+    }
+    let saved = os::errno();
+    // SAFETY: validated by owning_span.
+    unsafe {
+        let span = owning_span(p, "free_sized");
+        let usable = usable(span);
+        // An aligned block may come from a class rounded up for its alignment.
+        let too_small = align <= MIN_ALIGN && usable > 2 * MIN_ALIGN && size < usable / 2;
+        if size > usable || too_small {
+            os::fatal_misuse("free_sized", "size does not match the block at", p as usize);
+        }
+        free_checked(p, span);
     }
     os::set_errno(saved);
 }
@@ -268,7 +326,7 @@ unsafe fn usable(span: *mut Span) -> usize {
             Kind::Small => (*span).block_size as usize,
             Kind::Big => (*span).bytes(),
             Kind::Large => (*span).map_size,
-            Kind::FreeRun => 0,
+            Kind::FreeRun | Kind::Freed => 0,
         }
     }
 }
@@ -278,7 +336,7 @@ pub unsafe fn malloc_usable_size(p: *mut u8) -> usize {
         return 0;
     }
     // SAFETY: validated by owning_span.
-    unsafe { usable(owning_span(p, "malloc_usable_size(): invalid pointer")) }
+    unsafe { usable(owning_span(p, "malloc_usable_size")) }
 }
 
 pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
@@ -316,7 +374,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     }
     // SAFETY: `p` is validated by owning_span; copies stay within both blocks.
     unsafe {
-        let span = owning_span(p, "realloc(): invalid pointer");
+        let span = owning_span(p, "realloc");
         let old = usable(span);
         match (*span).kind {
             Kind::Small | Kind::Big => {
@@ -348,7 +406,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                     }
                 }
             }
-            Kind::FreeRun => {}
+            Kind::FreeRun | Kind::Freed => {}
         }
         let q = malloc(size);
         if q.is_null() {
@@ -445,7 +503,7 @@ pub fn owns(p: *const u8) -> bool {
         match (*span).kind {
             Kind::Small => (*span).is_block_start(p as usize),
             Kind::Big | Kind::Large => (*span).start == p as usize,
-            Kind::FreeRun => false,
+            Kind::FreeRun | Kind::Freed => false,
         }
     }
 }

@@ -413,7 +413,7 @@ impl ArenaInner {
             sp.owner_tp = 0;
             sp.heap = ptr::null_mut();
             sp.thread_free.store(span::TF_ORPHAN, Ordering::Release);
-            sp.free = ptr::null_mut();
+            sp.free = span::list_end();
             sp.bump = sp.start;
             sp.used = 0;
             sp.in_full = false;

@@ -82,15 +82,15 @@ pub unsafe extern "C" fn oxmalloc_malloc_usable_size(p: *mut c_void) -> usize {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn oxmalloc_free_sized(p: *mut c_void, _size: usize) {
+pub unsafe extern "C" fn oxmalloc_free_sized(p: *mut c_void, size: usize) {
     // SAFETY: as free.
-    unsafe { alloc::free(p.cast()) }
+    unsafe { alloc::free_sized(p.cast(), size, 0) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn oxmalloc_free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
+pub unsafe extern "C" fn oxmalloc_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
     // SAFETY: as free.
-    unsafe { alloc::free(p.cast()) }
+    unsafe { alloc::free_sized(p.cast(), size, align) }
 }
 
 #[no_mangle]

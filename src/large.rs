@@ -65,7 +65,8 @@ pub unsafe fn free(s: *mut Span) {
     unsafe {
         let start = (*s).start;
         let size = (*s).map_size;
-        pagemap::set(start, core::ptr::null_mut());
+        // Remembered as freed, so that a second free says "double free".
+        pagemap::set(start, span::FREED_LARGE.get());
         os::unmap(start as *mut u8, size);
         span::delete_span(s);
         COUNT.fetch_sub(1, Ordering::Relaxed);

@@ -194,15 +194,30 @@ pub fn set_errno(e: i32) {
     unsafe { *libc::__errno_location() = e };
 }
 
-/// Writes `oxmalloc: <msg><hex address>` to stderr with write(2) and aborts.
-/// Used for heap misuse that glibc also treats as fatal (invalid or double free).
+/// Writes `oxmalloc: <msg> <hex address>` to stderr with write(2) and aborts
+/// (`usize::MAX`: no address). For states the allocator cannot continue from.
 #[cold]
 #[inline(never)]
 pub fn fatal(msg: &str, addr: usize) -> ! {
-    let mut buf = [0u8; 160];
+    fatal_parts(&[msg], addr)
+}
+
+/// Writes `oxmalloc: <op>(): <problem> <hex address>` to stderr and aborts: the report
+/// of a misuse of the heap by the program (double free, invalid pointer, a corrupted
+/// free block), as glibc's malloc_printerr does.
+#[cold]
+#[inline(never)]
+pub fn fatal_misuse(op: &str, problem: &str, addr: usize) -> ! {
+    fatal_parts(&[op, "(): ", problem], addr)
+}
+
+fn fatal_parts(parts: &[&str], addr: usize) -> ! {
+    let mut buf = [0u8; 192];
     let mut w = crate::fmt::Buf::new(&mut buf);
     w.str("oxmalloc: ");
-    w.str(msg);
+    for part in parts {
+        w.str(part);
+    }
     if addr != usize::MAX {
         w.str(" ");
         w.hex(addr);

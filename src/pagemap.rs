@@ -13,7 +13,7 @@
 //! following it.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::os::{self, PAGE_SHIFT};
 use crate::span::Span;
@@ -22,25 +22,50 @@ const ROOT_SHIFT: u32 = 30;
 const ROOT_LEN: usize = 1 << (47 - ROOT_SHIFT);
 const LEAF_LEN: usize = 1 << (ROOT_SHIFT - PAGE_SHIFT);
 
-type Leaf = [AtomicPtr<Span>; LEAF_LEN];
+type Leaf = [AtomicUsize; LEAF_LEN];
 
-static ROOT: [AtomicPtr<Leaf>; ROOT_LEN] = [const { AtomicPtr::new(ptr::null_mut()) }; ROOT_LEN];
+/// The whole map's static part. Entries hold *offsets from the map's own address*
+/// (`base()`), not pointers, so that the value 0 of a never-written entry means
+/// something useful without a test:
+/// - a root slot of 0 designates `zero_leaf`, a leaf of zeros that is never written;
+/// - a leaf entry of 0 designates `base()` itself, whose first bytes (zeros, the start
+///   of `zero_leaf`) read as a span record with owner 0 and no blocks: `NO_SPAN`.
+///
+/// So the free fast path goes from address to span record with two loads and two adds
+/// and no branch, and an address oxmalloc never handed out lands on NO_SPAN, whose
+/// owner matches no thread: the slow path then reports it (lookup() turns NO_SPAN
+/// into null for everyone else).
+#[repr(C)]
+struct Map {
+    zero_leaf: Leaf,
+    root: [AtomicUsize; ROOT_LEN],
+}
 
-/// The root table, addressed rip-relative (a plain reference to a static in a cdylib
-/// goes through the GOT: one more load on every free).
+// All zero: lives in .bss (3 MiB of address space; the zero leaf is only ever read).
+static MAP: Map = Map {
+    zero_leaf: [const { AtomicUsize::new(0) }; LEAF_LEN],
+    root: [const { AtomicUsize::new(0) }; ROOT_LEN],
+};
+
+// NO_SPAN reads its record from the zero leaf: it must be big enough, and the fields
+// the fast path reads must be zero there (they are: the leaf is never written).
+const _: () = assert!(core::mem::size_of::<Span>() <= core::mem::size_of::<Leaf>());
+
+/// The map's address, computed rip-relative (a plain reference to a static in a
+/// cdylib goes through the GOT: one more load on every free).
 #[inline(always)]
-fn root() -> &'static [AtomicPtr<Leaf>; ROOT_LEN] {
-    let p: *const [AtomicPtr<Leaf>; ROOT_LEN];
-    // SAFETY: computes the address of ROOT; no memory is accessed.
+fn base() -> usize {
+    let p: usize;
+    // SAFETY: computes the address of MAP; no memory is accessed.
     unsafe {
         core::arch::asm!(
-            "lea {p}, [rip + {root}]",
+            "lea {p}, [rip + {map}]",
             p = out(reg) p,
-            root = sym ROOT,
+            map = sym MAP,
             options(pure, nomem, nostack, preserves_flags),
         );
-        &*p
     }
+    p
 }
 
 #[inline(always)]
@@ -55,44 +80,73 @@ fn leaf_index(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (LEAF_LEN - 1)
 }
 
-/// The span whose page holds `addr`, or null.
+/// The span record for `addr`'s page, or NO_SPAN (owner 0, no blocks) when there is
+/// none. For the free fast path; everyone else uses `lookup`.
 #[inline(always)]
-pub fn lookup(addr: usize) -> *mut Span {
-    let leaf = root()[root_index(addr)].load(Ordering::Acquire);
-    if leaf.is_null() {
-        return ptr::null_mut();
+pub fn lookup_fast(addr: usize) -> *mut Span {
+    let base = base();
+    // SAFETY: both indices are masked into range; a root slot holds 0 or the offset of
+    // an installed leaf (never unmapped), so `leaf` is a valid Leaf either way.
+    unsafe {
+        let root = (base + core::mem::offset_of!(Map, root)) as *const [AtomicUsize; ROOT_LEN];
+        let leaf = base.wrapping_add((*root).get_unchecked(root_index(addr)).load(Ordering::Acquire)) as *const Leaf;
+        let entry = (*leaf).get_unchecked(leaf_index(addr)).load(Ordering::Acquire);
+        base.wrapping_add(entry) as *mut Span
     }
-    // SAFETY: leaves are never unmapped once installed, and the index is in bounds.
-    unsafe { (*leaf).get_unchecked(leaf_index(addr)).load(Ordering::Acquire) }
+}
+
+/// The span whose page holds `addr`, or null.
+#[inline]
+pub fn lookup(addr: usize) -> *mut Span {
+    let s = lookup_fast(addr);
+    if s as usize == base() {
+        ptr::null_mut()
+    } else {
+        s
+    }
 }
 
 /// The leaf for `addr`, creating it if needed. `None` when the leaf cannot be mapped.
 fn leaf_for(addr: usize) -> Option<&'static Leaf> {
-    let slot = &ROOT[root_index(addr)];
-    let mut leaf = slot.load(Ordering::Acquire);
-    if leaf.is_null() {
-        let fresh = os::map_sparse(core::mem::size_of::<Leaf>())? as *mut Leaf;
-        match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => leaf = fresh,
+    let base = base();
+    // SAFETY: the index is masked into range.
+    let slot = unsafe { MAP.root.get_unchecked(root_index(addr)) };
+    let mut offset = slot.load(Ordering::Acquire);
+    if offset == 0 {
+        let fresh = os::map_sparse(core::mem::size_of::<Leaf>())? as usize;
+        let fresh_offset = fresh.wrapping_sub(base);
+        match slot.compare_exchange(0, fresh_offset, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => offset = fresh_offset,
             Err(existing) => {
                 // SAFETY: `fresh` was mapped above and never published.
-                unsafe { os::unmap(fresh.cast(), core::mem::size_of::<Leaf>()) };
-                leaf = existing;
+                unsafe { os::unmap(fresh as *mut u8, core::mem::size_of::<Leaf>()) };
+                offset = existing;
             }
         }
     }
     // SAFETY: installed leaves live for the rest of the process.
-    Some(unsafe { &*leaf })
+    Some(unsafe { &*(base.wrapping_add(offset) as *const Leaf) })
+}
+
+/// The entry that designates `span` (null: none).
+#[inline]
+fn entry_of(span: *mut Span) -> usize {
+    if span.is_null() {
+        0
+    } else {
+        (span as usize).wrapping_sub(base())
+    }
 }
 
 /// Makes every page of `[start, start + pages * PAGE_SIZE)` map to `span`.
 /// Returns false if a leaf could not be mapped (out of memory).
 pub fn set_range(start: usize, pages: usize, span: *mut Span) -> bool {
+    let entry = entry_of(span);
     let mut addr = start;
     let end = start + (pages << PAGE_SHIFT);
     while addr < end {
         let Some(leaf) = leaf_for(addr) else { return false };
-        leaf[leaf_index(addr)].store(span, Ordering::Release);
+        leaf[leaf_index(addr)].store(entry, Ordering::Release);
         addr += 1 << PAGE_SHIFT;
     }
     true
@@ -102,7 +156,7 @@ pub fn set_range(start: usize, pages: usize, span: *mut Span) -> bool {
 pub fn set(addr: usize, span: *mut Span) -> bool {
     match leaf_for(addr) {
         Some(leaf) => {
-            leaf[leaf_index(addr)].store(span, Ordering::Release);
+            leaf[leaf_index(addr)].store(entry_of(span), Ordering::Release);
             true
         }
         None => false,

@@ -11,16 +11,15 @@
 //! page is recorded in the span's `purged` bitmap; `unpurge` puts those blocks back
 //! (their pages fault in again when used) when the span runs out of listed blocks.
 //! A free block that starts in a kept page but reaches into a purged one stays
-//! listed: only its first word is ever read while it is free.
+//! listed: only its first 16 bytes (its mark and link, in one page since blocks are
+//! 16-aligned) are ever read while it is free.
 //!
 //! Invariants: a block starting in a purged page is free and on no list; `used` counts
 //! neither purged nor listed blocks (both are free). Only the span's owner (or its
 //! arena, under the lock, for an orphan) purges or unpurges it.
 
-use core::ptr;
-
 use crate::os::{self, PAGE_SIZE};
-use crate::span::{Block, Span};
+use crate::span::{list_end, Block, Span};
 
 /// The most blocks a span holds (16-byte blocks in a 64 KiB span).
 const MAX_BLOCKS: usize = 4096;
@@ -32,13 +31,13 @@ const MAX_BLOCKS: usize = 4096;
 /// orphan), and `s` is a small span.
 pub unsafe fn purge(s: &mut Span) -> usize {
     let size = s.block_size as usize;
-    if s.free.is_null() || size == 0 || s.capacity as usize > MAX_BLOCKS {
+    if s.free == list_end() || size == 0 || s.capacity as usize > MAX_BLOCKS {
         return 0;
     }
     let carved = (s.bump - s.start) / size; // blocks below bump; the rest never used
     let mut free = [0u64; MAX_BLOCKS / 64];
     let mut b = s.free;
-    while !b.is_null() {
+    while b != list_end() {
         let i = (b as usize - s.start) / size;
         if let Some(w) = free.get_mut(i / 64) {
             *w |= 1 << (i % 64);
@@ -85,7 +84,8 @@ pub unsafe fn purge(s: &mut Span) -> usize {
     s.purged |= newly;
     // Rebuild the free list from the listed blocks whose first word is in a kept page,
     // in address order (touching no purged page).
-    let mut head: *mut Block = ptr::null_mut();
+    let mut head: *mut Block = list_end();
+    let span: *const Span = s;
     for i in (0..carved).rev() {
         if !is_free(i) {
             continue;
@@ -95,8 +95,8 @@ pub unsafe fn purge(s: &mut Span) -> usize {
             continue;
         }
         let blk = addr as *mut Block;
-        // SAFETY: a free block of our span whose first word is in a committed page.
-        unsafe { (*blk).next = head };
+        // SAFETY: a free block of our span whose first 16 bytes are in a committed page.
+        unsafe { Block::put(blk, span, head) };
         head = blk;
     }
     s.free = head;
@@ -116,12 +116,20 @@ pub unsafe fn unpurge(s: &mut Span) -> bool {
     let carved = (s.bump - s.start) / size.max(1);
     let mut head = s.free;
     let mut added = false;
+    let span: *const Span = s;
     for i in (0..carved).rev() {
         let addr = s.start + i * size;
         if s.purged & (1u128 << ((addr - s.start) / PAGE_SIZE)) != 0 {
             let blk = addr as *mut Block;
-            // SAFETY: a block starting in a purged page is free and on no list.
-            unsafe { (*blk).next = head };
+            // SAFETY: a block starting in a purged page is free and on no list; its page
+            // read as zero since the purge, so a mark there means the program freed
+            // the block again meanwhile (and the fast path listed it a second time).
+            unsafe {
+                if Block::is_marked(blk, span) {
+                    os::fatal_misuse("free", "double free of", addr);
+                }
+                Block::put(blk, span, head);
+            }
             head = blk;
             added = true;
         }

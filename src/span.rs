@@ -34,10 +34,65 @@ use crate::os::{self, PAGE_SIZE};
 use crate::sync::Mutex;
 use crate::thread_heap::ThreadHeap;
 
-/// A free block, linked through its first word.
+/// A free block of a small span: its first word is the address of its span (the
+/// "free mark"), its second links the next free block.
+///
+/// The mark is what makes misuse visible without a header in front of every block:
+/// - every free block carries it, and every path that hands a block out clears it, so
+///   a block that carries its span's address at free time is already free: a double
+///   free (free paths check it before anything else);
+/// - the allocation paths check it on the block they pop before following its link,
+///   so a free block whose first bytes were overwritten (an overflow out of the block
+///   below it, a write after free) ends the process instead of handing out an address
+///   read from user data. An overflow has to pass the mark to reach the link.
+///
+/// Both words lie in one 16-byte granule, so in one page (purge.rs relies on this).
 #[repr(C)]
 pub struct Block {
+    pub mark: usize,
     pub next: *mut Block,
+}
+
+impl Block {
+    /// Marks `b`, a block of span `s`, free and links it before `next`.
+    ///
+    /// # Safety
+    /// `b` is a block of `s` that the caller may write (it is being freed).
+    #[inline(always)]
+    pub unsafe fn put(b: *mut Block, s: *const Span, next: *mut Block) {
+        // SAFETY: per the contract.
+        unsafe {
+            (*b).mark = s as usize;
+            (*b).next = next;
+        }
+    }
+
+    /// Is `b` (a block of `s`) marked free?
+    ///
+    /// # Safety
+    /// `b` is readable (a block of a live span).
+    #[inline(always)]
+    pub unsafe fn is_marked(b: *const Block, s: *const Span) -> bool {
+        // SAFETY: per the contract.
+        unsafe { (*b).mark == s as usize }
+    }
+}
+
+/// The end of every owner free list (`Span::free`). Its mark (0) matches no span, so
+/// the allocation fast path's mark check doubles as its empty-list check: a mismatch
+/// sends it to the slow path, which tells an empty list (this block) from a corrupted
+/// one (any other). Never written.
+pub static LIST_END: ListEnd = ListEnd(core::cell::UnsafeCell::new(Block { mark: 0, next: ptr::null_mut() }));
+
+#[repr(transparent)]
+pub struct ListEnd(core::cell::UnsafeCell<Block>);
+// SAFETY: LIST_END is never written (see its doc).
+unsafe impl Sync for ListEnd {}
+
+/// The terminator of owner free lists.
+#[inline(always)]
+pub const fn list_end() -> *mut Block {
+    LIST_END.0.get()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,7 +102,36 @@ pub enum Kind {
     Big = 1,
     Large = 2,
     FreeRun = 3,
+    /// Not a span: FREED_LARGE, the page-map entry of an unmapped large block.
+    Freed = 4,
 }
+
+/// A span record in static memory (the sentinels below and thread_heap's EMPTY_SPAN),
+/// shareable because nothing ever writes it.
+#[repr(transparent)]
+pub struct StaticSpan(core::cell::UnsafeCell<Span>);
+
+// SAFETY: static span records are never written (see each one's doc).
+unsafe impl Sync for StaticSpan {}
+
+impl StaticSpan {
+    pub const fn new(kind: Kind) -> StaticSpan {
+        let mut s = Span::empty();
+        s.kind = kind;
+        StaticSpan(core::cell::UnsafeCell::new(s))
+    }
+
+    #[inline(always)]
+    pub const fn get(&self) -> *mut Span {
+        self.0.get()
+    }
+}
+
+/// What the page map keeps for the first page of a large block after it is unmapped,
+/// so that freeing it again is reported as a double free rather than as a pointer
+/// oxmalloc never returned (until another mapping there replaces the entry). Owner 0,
+/// no blocks: the free fast path never touches it.
+pub static FREED_LARGE: StaticSpan = StaticSpan::new(Kind::Freed);
 
 /// States of the two low bits of `Span::thread_free` (blocks are 16-aligned, so the
 /// bits are free). Other threads freeing into the span read them to decide where the
@@ -68,6 +152,7 @@ pub const TF_STATE: usize = 3;
 #[repr(C)]
 pub struct Span {
     // Hot fields of the fast paths first.
+    /// The owner's free list, ending at `list_end()` (never null).
     pub free: *mut Block,
     pub used: i32,
     pub block_size: u32,
@@ -110,7 +195,7 @@ pub struct Span {
 impl Span {
     pub const fn empty() -> Span {
         Span {
-            free: ptr::null_mut(),
+            free: list_end(),
             used: 0,
             block_size: 0,
             owner_tp: 0,
@@ -286,13 +371,18 @@ impl SpanList {
 /// Fixed-size records (span records and thread heaps) carved from metadata mappings
 /// that are never unmapped, with a free list for reuse.
 pub struct Pool {
-    free: *mut Block,
+    free: *mut PoolLink,
     bump: usize,
     end: usize,
     item: usize,
     /// Bytes mapped for this pool (reported as allocator metadata).
     pub mapped: usize,
     pub live: usize,
+}
+
+/// A free pool record, linked through its first word.
+struct PoolLink {
+    next: *mut PoolLink,
 }
 
 // SAFETY: a Pool is only used under its Mutex.
@@ -332,7 +422,7 @@ impl Pool {
     /// # Safety
     /// `p` came from `alloc` of this pool and is no longer referenced.
     pub unsafe fn free(&mut self, p: *mut u8) {
-        let b = p.cast::<Block>();
+        let b = p.cast::<PoolLink>();
         // SAFETY: the record is ours again; reuse its first word as the link.
         unsafe { (*b).next = self.free };
         self.free = b;

@@ -67,7 +67,7 @@ fn arena_figures(i: usize) -> ArenaFigures {
     a.for_each_span(|s| match s.kind {
         Kind::Small => in_use += s.live_blocks() * s.block_size as usize,
         Kind::Big => in_use += s.bytes(),
-        Kind::Large | Kind::FreeRun => {}
+        Kind::Large | Kind::FreeRun | Kind::Freed => {}
     });
     ArenaFigures {
         system: a.region_bytes,

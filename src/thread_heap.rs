@@ -27,7 +27,7 @@ use crate::options;
 use crate::os::{self, PAGE_SIZE};
 use crate::pagemap;
 use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES, SMALL_LOOKUP_MAX};
-use crate::span::{Block, Kind, Pool, Span, SpanList, TF_FREEING, TF_FULL, TF_NORMAL, TF_ORPHAN, TF_STATE};
+use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_FREEING, TF_FULL, TF_NORMAL, TF_ORPHAN, TF_STATE};
 use crate::sync::{Mutex, RawMutex};
 use crate::tls;
 
@@ -39,13 +39,14 @@ const CARVE_BYTES: usize = 4096;
 /// 64-byte aligned), so no thread's fast path ever pushes onto them.
 const SHARED_TP: usize = 8;
 
-/// Entries of `ThreadHeap::direct`: one per 16 bytes of request size up to 1 KiB.
-pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX / 16 + 1;
+/// Entries of `ThreadHeap::direct`: one per request size from 0 to 1 KiB (8 KiB per
+/// heap), so that the malloc fast path indexes it with the size itself.
+pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX + 1;
 
 #[repr(C)]
 pub struct ThreadHeap {
-    /// `direct[(size + 15) >> 4]` is `current[class_of(size)]` for sizes up to 1 KiB:
-    /// the malloc fast path reads its span here without looking up the class.
+    /// `direct[size]` is `current[class_of(size)]` for sizes up to 1 KiB: the malloc
+    /// fast path reads its span here without computing anything from the size.
     pub direct: [*mut Span; DIRECT_SLOTS],
     /// The span each class allocates from: the head of `queues[c]`, or `EMPTY_SPAN`
     /// (no span, or the heap is in slow mode).
@@ -85,19 +86,15 @@ impl StaticHeap {
     }
 }
 
-/// A span with no blocks, that every empty `current` slot points at.
-pub static EMPTY_SPAN: SpanCell = SpanCell(UnsafeCell::new(Span::empty()));
-
-#[repr(transparent)]
-pub struct SpanCell(UnsafeCell<Span>);
-// SAFETY: EMPTY_SPAN is never written: its free list is null, so the fast path never
-// pops from it, and no page maps to it, so no free reaches it.
-unsafe impl Sync for SpanCell {}
+/// A span with no blocks, that every empty `current` slot points at. Never written:
+/// its free list is LIST_END, whose mark is not this span's, so the fast path never
+/// pops from it, and no page maps to it, so no free reaches it.
+pub static EMPTY_SPAN: StaticSpan = StaticSpan::new(Kind::FreeRun);
 
 const fn empty_heap(tp: usize) -> ThreadHeap {
     ThreadHeap {
-        direct: [EMPTY_SPAN.0.get(); DIRECT_SLOTS],
-        current: PerClass([EMPTY_SPAN.0.get(); NUM_CLASSES]),
+        direct: [EMPTY_SPAN.get(); DIRECT_SLOTS],
+        current: PerClass([EMPTY_SPAN.get(); NUM_CLASSES]),
         tp,
         slow_mode: false,
         options_epoch: 0,
@@ -128,7 +125,7 @@ pub static LIVE_HEAPS: AtomicUsize = AtomicUsize::new(0);
 pub static HEAP_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 
 fn empty_span() -> *mut Span {
-    EMPTY_SPAN.0.get()
+    EMPTY_SPAN.get()
 }
 
 // ---------------------------------------------------------------------------------
@@ -258,8 +255,8 @@ impl ThreadHeap {
         self.current[class] = span;
         let size = block_size(class);
         if size <= SMALL_LOOKUP_MAX {
-            let first = if class == 0 { 0 } else { block_size(class - 1) / 16 + 1 };
-            for slot in self.direct.iter_mut().take(size / 16 + 1).skip(first) {
+            let first = if class == 0 { 0 } else { block_size(class - 1) + 1 };
+            for slot in self.direct.iter_mut().take(size + 1).skip(first) {
                 *slot = span;
             }
         }
@@ -359,22 +356,29 @@ impl ThreadHeap {
         // SAFETY: the caller owns `s`.
         unsafe {
             let sp = &mut *s;
-            if sp.free.is_null() {
+            if sp.free == list_end() {
                 collect_thread_free(sp);
             }
-            if sp.free.is_null() {
+            if sp.free == list_end() {
                 crate::purge::unpurge(sp);
             }
-            if sp.free.is_null() && sp.bump < sp.end {
+            if sp.free == list_end() && sp.bump < sp.end {
                 carve(sp);
             }
             let b = sp.free;
-            if !b.is_null() {
-                sp.free = (*b).next;
-                sp.used += 1;
-                if self.slow_mode {
-                    perturb_alloc(b.cast(), sp.block_size as usize);
-                }
+            if b == list_end() {
+                return ptr::null_mut();
+            }
+            if !Block::is_marked(b, s) {
+                // Something wrote over a free block: an overflow out of the block below
+                // it, or a write after free. Its link cannot be trusted.
+                os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
+            }
+            sp.free = (*b).next;
+            (*b).mark = 0;
+            sp.used += 1;
+            if self.slow_mode {
+                perturb_alloc(b.cast(), sp.block_size as usize);
             }
             b
         }
@@ -474,10 +478,10 @@ impl ThreadHeap {
             if self.slow_mode {
                 perturb_free(b.cast(), (*s).block_size as usize);
             }
-            (*b).next = (*s).free;
+            Block::put(b, s, (*s).free);
             (*s).free = b;
             (*s).used -= 1;
-            if (*s).used == 0 {
+            if (*s).used <= 0 {
                 self.settle(s);
             }
         }
@@ -490,6 +494,11 @@ impl ThreadHeap {
     pub unsafe fn settle(&mut self, s: *mut Span) {
         // SAFETY: per the contract.
         unsafe {
+            if (*s).used < 0 {
+                // More frees than blocks out: the marks missed a double free (a block
+                // freed again after its page was purged, or a forged mark).
+                os::fatal_misuse("free", "double free (more frees than allocations) in the span at", (*s).start);
+            }
             if (*s).in_full {
                 self.unfull(s);
                 return;
@@ -559,7 +568,7 @@ impl ThreadHeap {
             sp.capacity = shape.capacity;
             sp.bump = sp.start;
             sp.end = sp.start + shape.capacity as usize * size as usize;
-            sp.free = ptr::null_mut();
+            sp.free = list_end();
             sp.used = 0;
             sp.purged = 0;
             sp.in_full = false;
@@ -603,6 +612,11 @@ fn take_remote_list(s: &mut Span, head: *mut Block) {
         while !(*tail).next.is_null() {
             tail = (*tail).next;
             n += 1;
+            if n > s.used && !s.in_full {
+                // More blocks came back than were out: one came back twice (or the list
+                // loops, which only a double free can make it do).
+                os::fatal_misuse("free", "double free (a block freed twice by other threads) in the span at", s.start);
+            }
         }
         (*tail).next = s.free;
     }
@@ -610,20 +624,21 @@ fn take_remote_list(s: &mut Span, head: *mut Block) {
     s.used -= n;
 }
 
-/// Threads up to CARVE_BYTES of never-used blocks onto the (empty) free list.
+/// Threads up to CARVE_BYTES of never-used blocks onto the (empty) free list, marked.
 fn carve(s: &mut Span) {
     // (Never 0 for a small span; the max keeps the compiler from planting a panic.)
     let size = (s.block_size as usize).max(16);
     let n = ((s.end - s.bump) / size).min((CARVE_BYTES / size).max(1));
     let first = s.bump;
+    let span: *const Span = s;
     // SAFETY: [bump, bump + n*size) lies in the span's never-used tail.
     unsafe {
         let mut p = first;
         for _ in 1..n {
-            (*(p as *mut Block)).next = (p + size) as *mut Block;
+            Block::put(p as *mut Block, span, (p + size) as *mut Block);
             p += size;
         }
-        (*(p as *mut Block)).next = ptr::null_mut();
+        Block::put(p as *mut Block, span, list_end());
     }
     s.bump = first + n * size;
     s.free = first as *mut Block;
@@ -667,6 +682,10 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
     // SAFETY: per the contract; `s` stays valid while `b` is out.
     unsafe {
+        if Block::is_marked(b, s) {
+            os::fatal_misuse("free", "double free of", b as usize);
+        }
+        (*b).mark = s as usize;
         let tf = &(*s).thread_free;
         let mut cur = tf.load(Ordering::Acquire);
         loop {
@@ -727,10 +746,10 @@ unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
         }
         if (*s).used <= 0 {
             drop(a);
-            os::fatal("free(): double free of", b as usize);
+            os::fatal_misuse("free", "double free of", b as usize);
         }
         let class = (*s).class as usize;
-        (*b).next = (*s).free;
+        Block::put(b, s, (*s).free);
         (*s).free = b;
         (*s).used -= 1;
         if (*s).in_full {
@@ -826,7 +845,7 @@ unsafe fn orphan(s: *mut Span) {
             release_small_span_locked(&mut a, s);
         } else if sp.arena_gen == a.generation {
             let class = sp.class as usize;
-            if sp.free.is_null() && sp.purged == 0 && sp.bump >= sp.end {
+            if sp.free == list_end() && sp.purged == 0 && sp.bump >= sp.end {
                 sp.in_full = true;
                 a.orphans_full[class].push_front(s);
             } else {
