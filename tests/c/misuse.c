@@ -1,0 +1,165 @@
+/*
+ * One heap misuse per run, for tests/misuse.rs:   misuse MODE
+ *
+ * The program prints "ADDR 0x..." (the address the allocator should name) on stdout
+ * and flushes it, then commits the misuse. Under oxmalloc each mode must end with
+ * SIGABRT and one line on stderr naming the problem and that address. If the process
+ * survives the misuse it prints "SURVIVED" and exits 0.
+ *
+ *   double-small     free a 32-byte block twice
+ *   double-100k      free a 100 KB block twice (a size class below the mmap threshold)
+ *   double-4m        free a 4 MiB block twice (a mapping of its own)
+ *   double-remote    another thread frees a block twice
+ *   interior         free p + 8 of a 64-byte block
+ *   interior-remote  another thread frees p + 16 of a 64-byte block
+ *   interior-large   free p + 16 of a 1 MiB block
+ *   stack            free the address of a local variable
+ *   wild             free (void *)0x12345670
+ *   realloc-wild     realloc((void *)0x12345670, 100)
+ *   foreign          free a page from mmap(2): memory oxmalloc never returned
+ *   usable-foreign   malloc_usable_size of a local variable's address
+ *   free-sized       free_sized(malloc(100), 1000)
+ *   overflow         write 16 bytes past a block into the free block after it, then malloc
+ *   write-after-free write the first 8 bytes of a freed block, then malloc
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static void show(const void *p) {
+    printf("ADDR %p\n", p);
+    fflush(stdout);
+}
+
+static void *opaque(void *p) {
+    /* Keep the compiler from reasoning about the misuse (it may warn or fold it). */
+    __asm__ volatile("" : "+r"(p));
+    return p;
+}
+
+struct twice {
+    void *p;
+    int times;
+};
+
+static void *free_there(void *arg) {
+    struct twice *t = arg;
+    for (int i = 0; i < t->times; i++) free(opaque(t->p));
+    return NULL;
+}
+
+static void in_thread(void *p, int times) {
+    struct twice t = {p, times};
+    pthread_t th;
+    pthread_create(&th, NULL, free_there, &t);
+    pthread_join(th, NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: misuse MODE\n");
+        return 2;
+    }
+    const char *m = argv[1];
+    if (!strcmp(m, "double-small")) {
+        char *p = malloc(32);
+        memset(p, 1, 32);
+        show(p);
+        free(p);
+        free(opaque(p));
+    } else if (!strcmp(m, "double-100k")) {
+        char *p = malloc(100000);
+        memset(p, 1, 100000);
+        show(p);
+        free(p);
+        free(opaque(p));
+    } else if (!strcmp(m, "double-4m")) {
+        char *p = malloc(4 << 20);
+        memset(p, 1, 4 << 20);
+        show(p);
+        free(p);
+        free(opaque(p));
+    } else if (!strcmp(m, "double-remote")) {
+        char *p = malloc(48);
+        memset(p, 1, 48);
+        show(p);
+        in_thread(p, 2);
+    } else if (!strcmp(m, "interior")) {
+        char *p = malloc(64);
+        memset(p, 1, 64);
+        show(p + 8);
+        free(opaque(p + 8));
+    } else if (!strcmp(m, "interior-remote")) {
+        char *p = malloc(64);
+        memset(p, 1, 64);
+        show(p + 16);
+        in_thread(p + 16, 1);
+    } else if (!strcmp(m, "interior-large")) {
+        char *p = malloc(1 << 20);
+        memset(p, 1, 1 << 20);
+        show(p + 16);
+        free(opaque(p + 16));
+    } else if (!strcmp(m, "stack")) {
+        long local[4] = {0};
+        show(local);
+        free(opaque(local));
+    } else if (!strcmp(m, "wild")) {
+        void *p = (void *)(uintptr_t)0x12345670;
+        show(p);
+        free(opaque(p));
+    } else if (!strcmp(m, "realloc-wild")) {
+        void *p = (void *)(uintptr_t)0x12345670;
+        show(p);
+        void *q = realloc(opaque(p), 100);
+        printf("realloc gave %p\n", q);
+    } else if (!strcmp(m, "foreign")) {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        show(p);
+        free(opaque(p));
+    } else if (!strcmp(m, "usable-foreign")) {
+        long local[4] = {0};
+        show(local);
+        printf("usable %zu\n", malloc_usable_size(opaque(local)));
+    } else if (!strcmp(m, "free-sized")) {
+        /* glibc 2.36 has no free_sized: look it up (oxmalloc exports it). */
+        void (*free_sized)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
+        if (!free_sized) {
+            printf("NO free_sized\n");
+            return 3;
+        }
+        char *p = malloc(100);
+        memset(p, 1, 100);
+        show(p);
+        free_sized(opaque(p), 1000);
+    } else if (!strcmp(m, "overflow") || !strcmp(m, "write-after-free")) {
+        /* 208 bytes: a class nothing else in this program uses, so consecutive blocks
+         * come from a fresh span in address order. */
+        enum { N = 200 };
+        char *a = malloc(N);
+        char *b = malloc(N);
+        size_t sz = malloc_usable_size(a);
+        if (b != a + sz) {
+            printf("NOT ADJACENT %p %p %zu\n", (void *)a, (void *)b, sz);
+            return 3;
+        }
+        free(b);
+        show(b);
+        if (!strcmp(m, "overflow"))
+            memset(opaque(a), 'A', sz + 16); /* 16 bytes into the free block after a */
+        else
+            memset(opaque(b), 0, 8); /* write after free */
+        char *c = malloc(N);
+        printf("malloc gave %p\n", (void *)c);
+    } else {
+        fprintf(stderr, "unknown mode %s\n", m);
+        return 2;
+    }
+    printf("SURVIVED\n");
+    return 0;
+}
