@@ -280,13 +280,21 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
     unsafe {
         match (*span).kind {
             Kind::Small => {
+                let (mut b, mut s) = (p.cast::<Block>(), span);
+                if crate::check::enabled() {
+                    // The block waits; the one it replaces in the quarantine goes back.
+                    (b, s) = crate::check::quarantine(b, s);
+                    if b.is_null() {
+                        return;
+                    }
+                }
                 let tp = tls::thread_pointer();
-                let owner = (*span).owner_tp;
+                let owner = (*s).owner_tp;
                 if owner & !1 == tp && owner != 0 {
                     // Our own span while our heap is in slow mode.
-                    (*(*span).heap).free_local(span, p.cast());
+                    (*(*s).heap).free_local(s, b);
                 } else {
-                    thread_heap::free_remote(span, p.cast());
+                    thread_heap::free_remote(s, b);
                 }
             }
             Kind::Big => big_free(span),
@@ -394,7 +402,8 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                     }
                 }
             }
-            Kind::Large => {
+            // (Not in the strict mode: mremap would move the guard pages along.)
+            Kind::Large if !(*span).checked => {
                 if size >= options::mmap_threshold() || size > MAX_CLASS_SIZE {
                     if size > MAX_REQUEST {
                         os::set_errno(libc::ENOMEM);
@@ -406,7 +415,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                     }
                 }
             }
-            Kind::FreeRun | Kind::Freed => {}
+            Kind::Large | Kind::FreeRun | Kind::Freed => {}
         }
         let q = malloc(size);
         if q.is_null() {

@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::options;
-use crate::os::{self, PAGE_SHIFT};
+use crate::os::{self, PAGE_SHIFT, PAGE_SIZE};
 use crate::pagemap;
 use crate::span::{self, Kind, Span};
 
@@ -26,11 +26,14 @@ pub fn mmap_allowed() -> bool {
 /// Maps a block of at least `size` bytes aligned to `align`. Null on failure.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let map_size = os::page_round_up(size).max(os::PAGE_SIZE);
-    let Some(p) = os::map_aligned(map_size, align) else { return core::ptr::null_mut() };
+    // Strict mode: a guard page on each side (check.rs), for page-aligned requests.
+    let guarded = crate::check::enabled() && align <= PAGE_SIZE;
+    let p = if guarded { map_guarded(map_size) } else { os::map_aligned(map_size, align) };
+    let Some(p) = p else { return core::ptr::null_mut() };
     let s = span::new_span();
     if s.is_null() {
         // SAFETY: just mapped, unused.
-        unsafe { os::unmap(p, map_size) };
+        unsafe { unmap_block(p, map_size, guarded) };
         return core::ptr::null_mut();
     }
     // SAFETY: a fresh record describing the fresh mapping.
@@ -40,11 +43,12 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
         (*s).pages = map_size >> PAGE_SHIFT;
         (*s).map_size = map_size;
         (*s).zeroed = true;
+        (*s).checked = guarded;
     }
     if !pagemap::set(p as usize, s) {
         // SAFETY: as above; the record was never published.
         unsafe {
-            os::unmap(p, map_size);
+            unmap_block(p, map_size, guarded);
             span::delete_span(s);
         }
         return core::ptr::null_mut();
@@ -67,11 +71,41 @@ pub unsafe fn free(s: *mut Span) {
         let size = (*s).map_size;
         // Remembered as freed, so that a second free says "double free".
         pagemap::set(start, span::FREED_LARGE.get());
-        os::unmap(start as *mut u8, size);
+        unmap_block(start as *mut u8, size, (*s).checked);
         span::delete_span(s);
         COUNT.fetch_sub(1, Ordering::Relaxed);
         BYTES.fetch_sub(size, Ordering::Relaxed);
         options::note_mmapped_free(size);
+    }
+}
+
+/// Maps `size` bytes with an inaccessible page before and after; returns the start of
+/// the accessible part.
+fn map_guarded(size: usize) -> Option<*mut u8> {
+    let total = size.checked_add(2 * PAGE_SIZE)?;
+    let base = os::map(total)?;
+    // SAFETY: both guards lie in the mapping just made, which nothing uses yet.
+    unsafe {
+        if !os::guard(base, PAGE_SIZE) || !os::guard(base.add(PAGE_SIZE + size), PAGE_SIZE) {
+            os::unmap(base, total);
+            return None;
+        }
+        Some(base.add(PAGE_SIZE))
+    }
+}
+
+/// Unmaps a block mapped by `alloc` (with its guards if it has them).
+///
+/// # Safety
+/// `p` and `size` describe a block of ours that nothing uses any more.
+unsafe fn unmap_block(p: *mut u8, size: usize, guarded: bool) {
+    // SAFETY: per the contract.
+    unsafe {
+        if guarded {
+            os::unmap(p.sub(PAGE_SIZE), size + 2 * PAGE_SIZE);
+        } else {
+            os::unmap(p, size);
+        }
     }
 }
 

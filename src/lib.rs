@@ -50,6 +50,7 @@
 extern crate std;
 
 mod alloc;
+mod check;
 mod arena;
 pub mod exports;
 mod fmt;

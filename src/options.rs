@@ -71,6 +71,7 @@ impl Options {
     /// block; a threshold inside the fast path's sizes must be checked on every call.)
     pub fn needs_slow_path(&self) -> bool {
         self.perturb_byte != 0
+            || crate::check::enabled()
             || (self.mmap_threshold <= crate::size_class::SMALL_LOOKUP_MAX && self.mmap_max > 0)
     }
 }
@@ -211,6 +212,10 @@ pub fn init_from_env() {
     set(M_ARENA_TEST, c"MALLOC_ARENA_TEST");
     set(M_PERTURB, c"MALLOC_PERTURB_");
     set(M_CHECK_ACTION, c"MALLOC_CHECK_");
+    if getenv_number(c"OXMALLOC_CHECK").is_some_and(|v| v != 0) {
+        crate::check::enable();
+        EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
     if let Some(t) = getenv(c"GLIBC_TUNABLES") {
         for item in t.split(|&c| c == b':') {
             let Some(eq) = item.iter().position(|&c| c == b'=') else { continue };

@@ -55,6 +55,15 @@ fn map_with(size: usize, extra_flags: i32) -> Option<*mut u8> {
     }
 }
 
+/// Makes `[p, p + len)` (whole pages of a mapping of ours) inaccessible: a guard.
+///
+/// # Safety
+/// The range lies in a mapping oxmalloc made and nothing uses it.
+pub unsafe fn guard(p: *mut u8, len: usize) -> bool {
+    // SAFETY: per the contract.
+    unsafe { libc::mprotect(p.cast(), len, libc::PROT_NONE) == 0 }
+}
+
 /// Maps `size` bytes aligned to `align` (a power of two, at least a page) by mapping
 /// `size + align - PAGE_SIZE` and unmapping the unaligned head and the surplus tail.
 pub fn map_aligned(size: usize, align: usize) -> Option<*mut u8> {

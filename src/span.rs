@@ -175,6 +175,9 @@ pub struct Span {
     pub zeroed: bool,
     /// FreeRun: pages decommitted (madvised away) since it was last used.
     pub decommitted: bool,
+    /// Small: carved in the strict mode (check.rs), so every free block is zero beyond
+    /// its mark and link. Large: guard pages surround the block.
+    pub checked: bool,
     /// Large: the size of the mapping. Big/Small: unused.
     pub map_size: usize,
     pub heap: *mut ThreadHeap,
@@ -211,6 +214,7 @@ impl Span {
             is_current: false,
             zeroed: false,
             decommitted: false,
+            checked: false,
             map_size: 0,
             heap: ptr::null_mut(),
             arena: ptr::null_mut(),

@@ -374,6 +374,9 @@ impl ThreadHeap {
                 // it, or a write after free. Its link cannot be trusted.
                 os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
             }
+            if sp.checked && options::get().perturb_byte == 0 {
+                crate::check::verify_zero(b, s, "malloc");
+            }
             sp.free = (*b).next;
             (*b).mark = 0;
             sp.used += 1;
@@ -546,6 +549,7 @@ impl ThreadHeap {
             unsafe {
                 (*cached).thread_free.store(TF_NORMAL, Ordering::Release);
                 (*cached).heap = me;
+                (*cached).checked = crate::check::enabled();
                 (*cached).owner_tp = tag;
             }
             return cached;
@@ -571,6 +575,7 @@ impl ThreadHeap {
             sp.free = list_end();
             sp.used = 0;
             sp.purged = 0;
+            sp.checked = crate::check::enabled();
             sp.in_full = false;
             sp.thread_free.store(TF_NORMAL, Ordering::Relaxed);
             sp.heap = me;
@@ -633,6 +638,10 @@ fn carve(s: &mut Span) {
     let span: *const Span = s;
     // SAFETY: [bump, bump + n*size) lies in the span's never-used tail.
     unsafe {
+        if s.checked {
+            // Strict mode: free blocks read zero beyond their mark and link (check.rs).
+            ptr::write_bytes(first as *mut u8, 0, n * size);
+        }
         let mut p = first;
         for _ in 1..n {
             Block::put(p as *mut Block, span, (p + size) as *mut Block);

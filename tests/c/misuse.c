@@ -21,6 +21,11 @@
  *   free-sized       free_sized(malloc(100), 1000)
  *   overflow         write 16 bytes past a block into the free block after it, then malloc
  *   write-after-free write the first 8 bytes of a freed block, then malloc
+ * For the strict mode (OXMALLOC_CHECK=1):
+ *   uaf-late         write byte 40 of a freed block, then churn the class until it is reused
+ *   interior-own     free p + 16 of a 64-byte block of this thread
+ *   large-overflow   write one byte past the end of a 1 MiB block (a guard page: SIGSEGV)
+ *   zero-on-free     read a freed block (prints "ZEROED" if its bytes after 16 read 0)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -156,6 +161,34 @@ int main(int argc, char **argv) {
             memset(opaque(b), 0, 8); /* write after free */
         char *c = malloc(N);
         printf("malloc gave %p\n", (void *)c);
+    } else if (!strcmp(m, "uaf-late")) {
+        char *p = malloc(72);
+        memset(p, 1, 72);
+        free(p);
+        show(p);
+        ((volatile char *)opaque(p))[40] = 7;
+        for (int round = 0; round < 4; round++) {
+            void *keep[2048];
+            for (int i = 0; i < 2048; i++) keep[i] = malloc(72);
+            for (int i = 0; i < 2048; i++) free(keep[i]);
+        }
+    } else if (!strcmp(m, "interior-own")) {
+        char *p = malloc(64);
+        memset(p, 1, 64);
+        show(p + 16);
+        free(opaque(p + 16));
+    } else if (!strcmp(m, "large-overflow")) {
+        char *p = malloc(1 << 20);
+        memset(p, 1, 1 << 20);
+        show(p + (1 << 20));
+        ((volatile char *)opaque(p))[1 << 20] = 1;
+    } else if (!strcmp(m, "zero-on-free")) {
+        char *p = malloc(96);
+        memset(p, 0xab, 96);
+        free(p);
+        int zero = 1;
+        for (int i = 16; i < 96; i++) zero &= ((volatile char *)opaque(p))[i] == 0;
+        printf(zero ? "ZEROED\n" : "NOT ZEROED\n");
     } else {
         fprintf(stderr, "unknown mode %s\n", m);
         return 2;
