@@ -246,7 +246,10 @@ impl ThreadHeap {
                 }
             }
         }
-        self.set_current(class, if head.is_null() || self.slow_mode { empty_span() } else { head });
+        let current = if head.is_null() || self.slow_mode { empty_span() } else { head };
+        if self.current[class] != current {
+            self.set_current(class, current);
+        }
     }
 
     /// Sets the span `class` allocates from, in `current` and in the `direct` slots of
