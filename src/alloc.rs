@@ -237,9 +237,12 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
             Kind::Small => {
                 let sp = &*span;
                 if !sp.is_block_start(addr) {
-                    Some("invalid pointer (inside a block, not its start)")
-                } else if addr >= sp.bump {
-                    Some("invalid pointer (never allocated)")
+                    let size = (sp.block_size as usize).max(1);
+                    if addr >= sp.bump && addr < sp.end && (addr - sp.start) % size == 0 {
+                        Some("invalid pointer (never allocated)")
+                    } else {
+                        Some("invalid pointer (inside a block, not its start)")
+                    }
                 } else if Block::is_marked(p.cast(), span) {
                     Some("double free of")
                 } else {

@@ -269,14 +269,13 @@ impl Span {
         (used - current as i32).max(0) as usize
     }
 
-    /// Does `addr` point at the start of a block of this small span?
+    /// Does `addr` point at the start of a block of this small span that was handed
+    /// out at least once (below `bump`)?
     #[inline]
     pub fn is_block_start(&self, addr: usize) -> bool {
-        let size = self.block_size as usize;
-        size != 0
-            && addr >= self.start
-            && addr < self.start + self.capacity as usize * size
-            && (addr - self.start) % size == 0
+        // A span is at most 128 pages, so the offset fits 32 bits (and a 32-bit division
+        // is the cheaper one).
+        addr >= self.start && addr < self.bump && ((addr - self.start) as u32).checked_rem(self.block_size) == Some(0)
     }
 }
 
