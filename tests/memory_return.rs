@@ -34,18 +34,44 @@ fn reverse_free_gives_memory_back_without_a_trim_call() {
     assert!(grown <= 16 * 1024, "RSS still {grown} KiB above the start:\n{out}");
 }
 
-/// 63 of every 64 blocks freed, then malloc_trim(0): RSS no higher than glibc's after
-/// its own malloc_trim(0) (+5% for layout differences), survivors intact, space reusable.
+/// 63 of every 64 blocks freed, then malloc_trim(0): RSS no higher than glibc's after its
+/// own malloc_trim(0), measured in the same run, but for what oxmalloc keeps out of line
+/// and glibc does not have. Both keep the same heap pages: one live 256 B block per
+/// 16 KiB leaves every 4th page holding a live block, 64 MiB, and both keep exactly
+/// that (glibc 65544 KiB of [heap], oxmalloc 65548). The difference, compared as growth
+/// from each program's start, is:
+/// - the page map, 8 B per 4 KiB page of the 256 MiB heap: 512 KiB;
+/// - the span records, 160 B per 64 KiB span of 256 B blocks (4096 spans): 640 KiB;
+/// - code first run after the start (libc's madvise/sbrk wrappers and oxmalloc's slow
+///   paths; the kernel faults code in 64 KiB at a time): 256 KiB allowed, ~50 seen.
+/// (The library's own image, ~0.5 MiB, is in oxmalloc's start figure.)
+/// Survivors are intact and the space is reusable.
 #[test]
 fn malloc_trim_returns_free_pages_inside_spans() {
     let ours = run_mode("sparse", Preload::Oxmalloc);
     let glibc = run_mode("sparse", Preload::None);
-    let ours_kib = field(&ours, "rss_after_trim_kib");
-    let glibc_kib = field(&glibc, "rss_after_trim_kib");
+    let grown = |out: &str| field(out, "rss_after_trim_kib") - field(out, "rss_start_kib");
+    let (ours_kib, glibc_kib) = (grown(&ours), grown(&glibc));
+    let out_of_line = 512 + 640 + 256;
     assert!(
-        ours_kib <= glibc_kib + glibc_kib / 20,
-        "after malloc_trim: oxmalloc {ours_kib} KiB, glibc {glibc_kib} KiB"
+        ours_kib <= glibc_kib + out_of_line,
+        "RSS growth after malloc_trim: oxmalloc {ours_kib} KiB, glibc {glibc_kib} KiB (+{out_of_line} allowed)\n\
+         oxmalloc:\n{ours}\nglibc:\n{glibc}"
     );
+}
+
+/// 64 x 1 MiB freed twice (the second time from the heap, as glibc's dynamic mmap
+/// threshold has risen), a small block pinning the heap's top, then 2.5 s of a small
+/// working set churning, no trim call: the 64 MiB are given back by decay. Bound above
+/// the start: the working set (1000 blocks of at most 4 KiB: 4000 KiB) + one span per
+/// class in use (28 classes up to 4 KiB x 72 KiB) + the span cache (SPAN_CACHE_MAX, 2
+/// MiB) + the heap top (256 KiB). (glibc keeps the 64 MiB here.)
+#[test]
+fn freed_big_blocks_go_back_without_a_trim_call() {
+    let out = run_mode("large", Preload::Oxmalloc);
+    let grown = field(&out, "rss_after_kib") - field(&out, "rss_start_kib");
+    let bound = 4000 + 28 * 72 + 2048 + 256;
+    assert!(grown <= bound, "RSS still {grown} KiB above the start (bound {bound}):\n{out}");
 }
 
 /// Many classes, 90% freed at random, trims between rounds: nothing live is damaged.

@@ -75,7 +75,7 @@ static size_t burst_size(uint64_t *rng) {
 static void fill(unsigned char *p, size_t n, unsigned char tag) { memset(p, tag, n); }
 static int intact(const unsigned char *p, size_t n, unsigned char tag) { return p[0] == tag && p[n - 1] == tag && p[n / 2] == tag; }
 
-#define MAX_BURST (1 << 20)
+#define MAX_BURST (1 << 19) /* enough for ~1 GiB of bursts at ~2 KiB a block */
 static unsigned char *burst[MAX_BURST];
 static size_t burst_len[MAX_BURST];
 static size_t burst_n;
