@@ -154,6 +154,7 @@ static void steady_done(struct steady *s) {
 
 static void *worker(void *arg) {
     (void)arg;
+    pthread_barrier_wait(&bar); /* main measured the starting RSS */
     burst_alloc(1, 0x9e3779b97f4a7c15ull);
     pthread_barrier_wait(&bar); /* both halves allocated */
     pthread_barrier_wait(&bar); /* main shuffled */
@@ -190,6 +191,7 @@ int main(int argc, char **argv) {
     pthread_create(&t, 0, worker, 0);
     long start = rss_kib();
     printf("rss_start_kib=%ld\n", start);
+    pthread_barrier_wait(&bar);
 
     /* Burst: both threads allocate (interleaved slots), then free in a random order. */
     burst_alloc(0, 88172645463325252ull);
