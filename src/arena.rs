@@ -743,7 +743,7 @@ impl ArenaInner {
 
     /// Decommits the free runs that have been dirty for DECAY_MS, at most every
     /// DECAY_CHECK_MS (see DECAY_MS).
-    fn maybe_decay(&mut self) {
+    pub fn maybe_decay(&mut self) {
         if self.free_bytes == self.decommitted_bytes && self.span_cache_bytes == 0 {
             return;
         }

@@ -392,7 +392,9 @@ impl ThreadHeap {
 
     /// Decay inside spans: once per DECAY_MS (looking at the clock every 64 refills),
     /// purge the spans this heap is not allocating from (purge.rs), so that pages
-    /// freed inside them go back to the OS without any call from the program.
+    /// freed inside them go back to the OS without any call from the program; give
+    /// back the spans that turn out empty; and let the arena decay its free pages
+    /// (its own clock only runs on span traffic, which a steady program may not have).
     fn maybe_purge(&mut self) {
         self.refills = self.refills.wrapping_add(1);
         if self.refills % 64 != 0 {
@@ -404,19 +406,48 @@ impl ThreadHeap {
         }
         self.last_purge = now;
         self.purge(false);
+        if !self.arena.is_null() {
+            // SAFETY: arenas are static.
+            unsafe { (*self.arena).lock().maybe_decay() };
+        }
     }
 
     /// Purges this heap's spans (all of them, or all but each class's current one).
+    ///
+    /// The blocks other threads freed are collected first: left on `thread_free` until
+    /// the owner allocates from that span again (which, after a burst, may be never),
+    /// they would pin the span and every page they sit in. A span that this leaves
+    /// empty goes back to its arena, and so does an empty current span (decay runs
+    /// at most once per DECAY_MS: a class still in use takes a span from the arena's
+    /// cache again).
     pub fn purge(&mut self, include_current: bool) -> usize {
         let mut bytes = 0;
         for c in 0..NUM_CLASSES {
             let head = self.queues[c].head;
-            self.queues[c].for_each(|s| {
-                if include_current || s != head {
-                    // SAFETY: our own span.
-                    bytes += unsafe { crate::purge::purge(&mut *s) };
+            let mut released = false;
+            let mut s = head;
+            while !s.is_null() {
+                // SAFETY: our own span, on our queue; its successor is read before it
+                // may leave the queue.
+                unsafe {
+                    let next = (*s).next;
+                    collect_thread_free(&mut *s);
+                    let current = self.biased[c] == s;
+                    if (*s).used == current as i32 {
+                        // Empty (the current span's count is its +1 alone).
+                        self.queues[c].remove(s);
+                        self.drop_bias(c, s);
+                        release_small_span(s);
+                        released = true;
+                    } else if include_current || s != head {
+                        bytes += crate::purge::purge(&mut *s);
+                    }
+                    s = next;
                 }
-            });
+            }
+            if released {
+                self.refresh_current(c);
+            }
         }
         bytes
     }

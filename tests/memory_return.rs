@@ -34,18 +34,44 @@ fn reverse_free_gives_memory_back_without_a_trim_call() {
     assert!(grown <= 16 * 1024, "RSS still {grown} KiB above the start:\n{out}");
 }
 
-/// 63 of every 64 blocks freed, then malloc_trim(0): RSS no higher than glibc's after
-/// its own malloc_trim(0) (+5% for layout differences), survivors intact, space reusable.
+/// 63 of every 64 blocks freed, then malloc_trim(0): RSS no higher than glibc's after its
+/// own malloc_trim(0), measured in the same run, but for what oxmalloc keeps out of line
+/// and glibc does not have. Both keep the same heap pages: one live 256 B block per
+/// 16 KiB leaves every 4th page holding a live block, 64 MiB, and both keep exactly
+/// that (glibc 65544 KiB of [heap], oxmalloc 65548). The difference, compared as growth
+/// from each program's start, is:
+/// - the page map, 8 B per 4 KiB page of the 256 MiB heap: 512 KiB;
+/// - the span records, 160 B per 64 KiB span of 256 B blocks (4096 spans): 640 KiB;
+/// - code first run after the start (libc's madvise/sbrk wrappers and oxmalloc's slow
+///   paths; the kernel faults code in 64 KiB at a time): 256 KiB allowed, ~50 seen.
+/// (The library's own image, ~0.5 MiB, is in oxmalloc's start figure.)
+/// Survivors are intact and the space is reusable.
 #[test]
 fn malloc_trim_returns_free_pages_inside_spans() {
     let ours = run_mode("sparse", Preload::Oxmalloc);
     let glibc = run_mode("sparse", Preload::None);
-    let ours_kib = field(&ours, "rss_after_trim_kib");
-    let glibc_kib = field(&glibc, "rss_after_trim_kib");
+    let grown = |out: &str| field(out, "rss_after_trim_kib") - field(out, "rss_start_kib");
+    let (ours_kib, glibc_kib) = (grown(&ours), grown(&glibc));
+    let out_of_line = 512 + 640 + 256;
     assert!(
-        ours_kib <= glibc_kib + glibc_kib / 20,
-        "after malloc_trim: oxmalloc {ours_kib} KiB, glibc {glibc_kib} KiB"
+        ours_kib <= glibc_kib + out_of_line,
+        "RSS growth after malloc_trim: oxmalloc {ours_kib} KiB, glibc {glibc_kib} KiB (+{out_of_line} allowed)\n\
+         oxmalloc:\n{ours}\nglibc:\n{glibc}"
     );
+}
+
+/// 64 x 1 MiB freed twice (the second time from the heap, as glibc's dynamic mmap
+/// threshold has risen), a small block pinning the heap's top, then 2.5 s of a small
+/// working set churning, no trim call: the 64 MiB are given back by decay. Bound above
+/// the start: the working set (1000 blocks of at most 4 KiB: 4000 KiB) + one span per
+/// class in use (28 classes up to 4 KiB x 72 KiB) + the span cache (SPAN_CACHE_MAX, 2
+/// MiB) + the heap top (256 KiB). (glibc keeps the 64 MiB here.)
+#[test]
+fn freed_big_blocks_go_back_without_a_trim_call() {
+    let out = run_mode("large", Preload::Oxmalloc);
+    let grown = field(&out, "rss_after_kib") - field(&out, "rss_start_kib");
+    let bound = 4000 + 28 * 72 + 2048 + 256;
+    assert!(grown <= bound, "RSS still {grown} KiB above the start (bound {bound}):\n{out}");
 }
 
 /// Many classes, 90% freed at random, trims between rounds: nothing live is damaged.
@@ -60,4 +86,82 @@ fn purging_keeps_live_blocks_intact() {
 fn mallinfo2_matches_the_live_set() {
     run_mode("mallinfo", Preload::None);
     run_mode("mallinfo", Preload::Oxmalloc);
+}
+
+/// One line of `sample t_ms=.. rss_kib=.. live_kib=..` from tests/c/bursty.c.
+struct Sample {
+    t_ms: i64,
+    rss_kib: i64,
+    live_kib: i64,
+}
+
+fn samples(out: &str) -> Vec<Sample> {
+    let num = |l: &str, key: &str| -> i64 {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {l:?}"))
+    };
+    out.lines()
+        .filter(|l| l.starts_with("sample "))
+        .map(|l| Sample { t_ms: num(l, "t_ms="), rss_kib: num(l, "rss_kib="), live_kib: num(l, "live_kib=") })
+        .collect()
+}
+
+/// A bursty program (tests/c/bursty.c), no malloc_trim call: two threads allocate
+/// ~256 MiB of mixed blocks (16 B to 128 KiB), free them in random order (half of the
+/// frees cross-thread), then keep a steady live set of ~3.5 MiB (16 B to 8 KiB blocks)
+/// churning for 8 s in both threads. Over the last 2 s, RSS above the program's start
+/// stays within 1.25 x live plus what oxmalloc may hold by design (KiB):
+///
+/// - spans: per thread, the current span of each class in use is not purged by decay;
+///   the steady sizes fall in 33 classes (16 B .. 10 KiB) whose spans are at most
+///   72 KiB (64 KiB and up to an eighth more, size_class.rs): 2 x 33 x 72;
+/// - the span cache: at most SPAN_CACHE_MAX = 2 MiB per arena (arena.rs), 2 arenas;
+/// - the top of the brk heap: M_TOP_PAD (128 KiB) kept, up to M_TRIM_THRESHOLD (128
+///   KiB) more before trimming;
+/// - metadata, never unmapped, sized by the burst's peak: the page map (8 B per 4 KiB
+///   page) and the span records (160 B per span of at least 64 KiB): 0.5% of the peak.
+///
+/// (Before the decay collected other threads' frees, ~120 MiB stayed here; glibc
+/// keeps ~165 MiB.)
+#[test]
+fn bursty_program_steady_rss_follows_live_data() {
+    let exe = compile_c("bursty", &[]);
+    let out = run(cmd(&exe, &["256", "4096", "8000"]), &Preload::Oxmalloc, Duration::from_secs(60));
+    let text = out.stdout_str();
+    assert!(
+        out.success() && text.contains("SUMMARY bursty failed=0"),
+        "bursty failed:\n{}",
+        out.describe()
+    );
+    let start = field(&text, "rss_start_kib");
+    let peak_line = text.lines().find(|l| l.starts_with("burst_blocks=")).expect("burst line");
+    let peak: i64 = peak_line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rss_peak_kib="))
+        .and_then(|v| v.parse().ok())
+        .expect("rss_peak_kib");
+    let spans = 2 * 33 * 72;
+    let span_cache = 2 * 2048;
+    let top = 128 + 128;
+    let metadata = (peak - start) / 200;
+    let cached = spans + span_cache + top + metadata;
+    let s = samples(&text);
+    let last_t = s.last().map(|x| x.t_ms).unwrap_or(0);
+    assert!(last_t >= 8000, "the steady phase was cut short:\n{text}");
+    let tail: Vec<&Sample> = s.iter().filter(|x| x.t_ms >= last_t - 2000).collect();
+    for x in &tail {
+        let held = x.rss_kib - start;
+        let bound = x.live_kib * 5 / 4 + cached;
+        assert!(
+            held <= bound,
+            "at t={} ms RSS is {held} KiB above the start for {} KiB live; bound {bound} KiB \
+             (1.25 x live + {cached} KiB: spans {spans}, span cache {span_cache}, top {top}, \
+             metadata {metadata}):\n{text}",
+            x.t_ms,
+            x.live_kib
+        );
+    }
+    eprintln!("{text}");
 }

@@ -14,6 +14,12 @@
  *                           back when the blocks are freed.
  *   memory_return mixed     many size classes, random 90% freed, malloc_trim, reuse: the
  *                           survivors and the new blocks keep their contents.
+ *   memory_return large     64 blocks of 1 MiB allocated and freed (mmapped: this raises
+ *                           glibc's dynamic mmap threshold), 64 more (now from the heap)
+ *                           with a small block after them, which pins the top of the
+ *                           heap, freed; then 2.5 s of a small churning working set (1000
+ *                           blocks of 16..4096 B), no trim call: prints rss_start_kib,
+ *                           rss_freed_kib (right after the frees), rss_after_kib.
  * Exit status 0 and a line "SUMMARY memory-return-<mode> failed=0" when every check holds.
  */
 #include <malloc.h>
@@ -22,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static int failed;
 #define CHECK(c, ...)                                                     \
@@ -131,6 +139,42 @@ int main(int argc, char **argv) {
         CHECK(b.uordblks + b.hblkhd - c.uordblks - c.hblkhd >= (10240 * 1024 + 200000) * 19 / 20,
               "freeing 10.2 MB lowered uordblks+hblkhd by only %zu", b.uordblks + b.hblkhd - c.uordblks - c.hblkhd);
         printf("uordblks_growth=%zu live=%zu\n", b.uordblks - a.uordblks + b.hblkhd - a.hblkhd, live);
+    } else if (!strcmp(mode, "large")) {
+        enum { L = 64, MIB = 1 << 20, W = 1000 };
+        for (int r = 0; r < 2; r++) {
+            for (int i = 0; i < L; i++) {
+                v[i] = malloc(MIB);
+                CHECK(v[i] != NULL, "malloc(1 MiB) failed");
+                fill(v[i], MIB, (uint64_t)i + (uint64_t)r);
+            }
+            unsigned char *pin = r ? malloc(64) : NULL;
+            for (int i = 0; i < L; i++) {
+                CHECK(intact(v[i], MIB, (uint64_t)i + (uint64_t)r), "1 MiB block %d damaged", i);
+                free(v[i]);
+                v[i] = NULL;
+            }
+            v[L] = pin;
+        }
+        long freed = rss_kib();
+        static unsigned char *w[W];
+        static size_t wl[W];
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            for (int k = 0; k < 200; k++) {
+                int i = next() % W;
+                if (w[i]) CHECK(intact(w[i], wl[i], (uint64_t)i), "working block %d damaged", i);
+                free(w[i]);
+                wl[i] = 16 + next() % 4081;
+                w[i] = malloc(wl[i]);
+                fill(w[i], wl[i], (uint64_t)i);
+            }
+            usleep(1000);
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2500);
+        printf("rss_start_kib=%ld\nrss_freed_kib=%ld\nrss_after_kib=%ld\n", start, freed, rss_kib());
+        for (int i = 0; i < W; i++) free(w[i]);
+        free(v[L]);
     } else {
         /* mixed: sizes 16..4096, random 90% freed, trim, reuse, check all */
         enum { M = 200000 };
