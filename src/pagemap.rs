@@ -125,3 +125,15 @@ pub fn reserve(start: usize, len: usize) -> bool {
     }
     true
 }
+
+/// Calls `f(start, bytes)` for the root table and each leaf mapped (allocator
+/// metadata; only the parts ever written are resident).
+pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
+    f(ROOT.as_ptr() as usize, core::mem::size_of_val(&ROOT));
+    for slot in ROOT.iter() {
+        let leaf = slot.load(Ordering::Acquire);
+        if !leaf.is_null() {
+            f(leaf as usize, core::mem::size_of::<Leaf>());
+        }
+    }
+}
