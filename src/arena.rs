@@ -815,11 +815,13 @@ impl ArenaInner {
         self.for_each_region(|r| self.for_each_span_in(r, &mut f));
     }
 
-    /// Calls `f` with each region of this arena (newest first).
-    pub fn for_each_region(&self, mut f: impl FnMut(&Region)) {
+    /// Calls `f` with each region of this arena (newest first). The records stay
+    /// valid while `self` (the locked arena) is borrowed.
+    pub fn for_each_region<'a>(&'a self, mut f: impl FnMut(&'a Region)) {
         let mut r = self.regions;
         while !r.is_null() {
-            // SAFETY: our region list, under the arena lock.
+            // SAFETY: our region list, under the arena lock; a record leaves it (and
+            // goes back to its pool) only through `&mut self`.
             unsafe {
                 f(&*r);
                 r = (*r).next;

@@ -21,7 +21,11 @@
 //!  os.rs: brk, mmap, munmap, mremap, madvise, futex, write -- the only syscalls
 //! ```
 //! Beside them: `options.rs` (mallopt, MALLOC_*_ and GLIBC_TUNABLES), `stats.rs`
-//! (mallinfo2, malloc_stats, malloc_info, malloc_trim), `purge.rs` (free pages inside
+//! (mallinfo2, malloc_stats, malloc_info, malloc_trim), `census.rs` (every span
+//! counted on demand, by class and arena, and the RSS breakdown; `resident.rs` asks
+//! the kernel which pages are resident), `report.rs` (the census as text),
+//! `heap_map.rs` (the heap map data), `exit_report.rs` (OXMALLOC_STATS and
+//! OXMALLOC_MAP at exit), `purge.rs` (free pages inside
 //! spans of small blocks given back), `sync.rs` (a futex mutex that
 //! never allocates), `tls.rs` (the initial-exec thread-local heap pointer), `init.rs`
 //! (lazy start-up), `fork.rs` (the child after fork), `fmt.rs` (text without `format!`).
@@ -53,9 +57,11 @@ mod alloc;
 mod arena;
 pub mod census;
 pub mod exports;
+mod exit_report;
 mod fmt;
 mod fork;
 mod global;
+mod heap_map;
 mod init;
 mod large;
 pub mod options;
