@@ -8,7 +8,9 @@
 //! writes its own file). `0` or an empty value asks for nothing.
 //!
 //! The variables are read by the library constructor (init.rs) and copied, so a
-//! program that edits its environment does not change them. The reports run from a
+//! program that edits its environment does not change them. For a report to stderr
+//! the constructor keeps a duplicate of fd 2 (numbered 200 or above, close-on-exec):
+//! many programs close stderr on their way out (GNU coreutils' `close_stdout`). The reports run from a
 //! `.fini_array` destructor: glibc calls it from `exit()` (after the `atexit`
 //! handlers), and registering it needs no call, so no allocation. A process that
 //! ends with `_exit` or a signal writes nothing. Nothing here allocates; other threads
@@ -30,15 +32,16 @@ const PATH_MAX: usize = 4096;
 struct Dest {
     /// Nothing asked (false), or a destination below.
     wanted: bool,
-    /// To stderr rather than to `path`.
+    /// To stderr rather than to `path`: the duplicate of fd 2 made at start, or 2.
     stderr: bool,
+    stderr_fd: i32,
     path: [u8; PATH_MAX],
     len: usize,
 }
 
 impl Dest {
     const fn none() -> Dest {
-        Dest { wanted: false, stderr: false, path: [0; PATH_MAX], len: 0 }
+        Dest { wanted: false, stderr: false, stderr_fd: 2, path: [0; PATH_MAX], len: 0 }
     }
 
     /// Reads `name`: "1" means stderr when `stderr_ok`, any other value but "0" and ""
@@ -52,6 +55,7 @@ impl Dest {
         if stderr_ok && v == b"1" {
             self.wanted = true;
             self.stderr = true;
+            self.stderr_fd = os::dup_above(2, 200).unwrap_or(2);
             return;
         }
         if let Some(slot) = self.path.get_mut(..v.len()) {
@@ -65,7 +69,7 @@ impl Dest {
     /// created (a message on stderr says so).
     fn open(&self, what: &str) -> Option<i32> {
         if self.stderr {
-            return Some(2);
+            return Some(self.stderr_fd);
         }
         let mut buf = [0u8; PATH_MAX + 32];
         let mut w = Buf::new(&mut buf);

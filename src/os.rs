@@ -134,6 +134,14 @@ pub fn create_file(path: &core::ffi::CStr) -> Option<i32> {
     (fd >= 0).then_some(fd)
 }
 
+/// A close-on-exec duplicate of `fd`, numbered `min` or above (out of the way of a
+/// program that counts on the low numbers). None if the kernel refuses.
+pub fn dup_above(fd: i32, min: i32) -> Option<i32> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) creates a descriptor; no memory is touched.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    (d >= 0).then_some(d)
+}
+
 /// Closes a file descriptor this module opened.
 pub fn close(fd: i32) {
     // SAFETY: closing a descriptor we own.
