@@ -416,8 +416,9 @@ pub fn render(map: &HeapMap) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="{LEFT}" y="44" class="label">{} segments ({} of address space), {n_small} spans of small blocks, {n_big} big blocks, {n_free} free runs, {} large blocks; {} handed out; program break {:#x}{}</text>"#,
+        r#"<text x="{LEFT}" y="44" class="label">{} segment{} ({} of address space), {n_small} spans of small blocks, {n_big} big blocks, {n_free} free runs, {} large blocks; {} handed out; program break {:#x}{}</text>"#,
         regions.len(),
+        if regions.len() == 1 { "" } else { "s" },
         human(heap),
         map.large.len(),
         human(live),

@@ -158,9 +158,10 @@ fn draw_map(dir: &std::path::Path, pid: u32, svg: &std::path::Path, keep: Option
     let map = crate::heapmap::parse(&text)?;
     std::fs::write(svg, crate::heapmap::render(&map)).map_err(|e| format!("{}: {e}", svg.display()))?;
     Ok(format!(
-        "heap map of pid {} ({} segments, {} large blocks) written to {}",
+        "heap map of pid {} ({} segment{}, {} large blocks) written to {}",
         map.pid,
         map.regions.len(),
+        if map.regions.len() == 1 { "" } else { "s" },
         map.large.len(),
         svg.display()
     ))
