@@ -22,6 +22,7 @@
 //! - pages waiting for decay: other free runs, and empty spans kept ready;
 //! - region pages that start no span (a big block being published; normally 0);
 //! - metadata: span, region and heap records, the page map.
+//!
 //! Remote frees not yet collected by their span's owner count as live until it does.
 //! The process's RSS (smaps_rollup) minus the allocator's total is the remainder:
 //! the program's binary and libraries, stacks, and memory it maps itself.

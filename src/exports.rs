@@ -120,7 +120,8 @@ pub extern "C" fn oxmalloc_malloc_stats() {
 
 #[no_mangle]
 pub unsafe extern "C" fn oxmalloc_malloc_info(options: c_int, stream: *mut libc::FILE) -> c_int {
-    stats::malloc_info(options, stream)
+    // SAFETY: the caller passes an open stream, as glibc's malloc_info requires.
+    unsafe { stats::malloc_info(options, stream) }
 }
 
 /// Fills `*out` with a census of the heap (`struct oxmalloc_stats` in oxmalloc.h,

@@ -107,15 +107,17 @@ impl<'a> Buf<'a> {
     pub fn percent(&mut self, part: i64, whole: u64, width: usize) -> &mut Self {
         let mut tmp = [0u8; 32];
         let mut t = Buf::new(&mut tmp);
-        if whole == 0 {
-            t.str("-");
-        } else {
-            // Unsigned arithmetic: no overflowing division for the compiler to check.
-            let a = part.unsigned_abs().saturating_mul(1000) / whole;
-            if part < 0 && a > 0 {
+        // Unsigned arithmetic: no overflowing division for the compiler to check.
+        match part.unsigned_abs().saturating_mul(1000).checked_div(whole) {
+            None => {
                 t.str("-");
             }
-            t.dec(a / 10).str(".").dec(a % 10).str("%");
+            Some(a) => {
+                if part < 0 && a > 0 {
+                    t.str("-");
+                }
+                t.dec(a / 10).str(".").dec(a % 10).str("%");
+            }
         }
         let n = t.len;
         for _ in n..width {

@@ -98,14 +98,18 @@ pub fn malloc_stats() {
 /// then glibc's totals (`rest`: the free page runs). Each section is composed in a
 /// stack buffer first: no allocator lock is held while stdio (which may allocate)
 /// writes it.
-pub fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
+///
+/// # Safety
+/// `stream` is a valid, open stdio stream.
+pub unsafe fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
     if options != 0 {
         os::set_errno(libc::EINVAL);
         return -1;
     }
     let put = |w: &Buf| {
         let bytes = w.as_bytes();
-        // SAFETY: `stream` is the caller's FILE; fwrite reads our buffer.
+        // SAFETY: `stream` is the caller's open FILE (the contract); fwrite reads our
+        // buffer.
         unsafe { libc::fwrite(bytes.as_ptr().cast(), 1, bytes.len(), stream) };
     };
     let mut buf = [0u8; 8192];
