@@ -812,23 +812,50 @@ impl ArenaInner {
     /// Under the arena lock no span of this arena can be released, so every record
     /// `f` sees is live; the fields that other threads own may be changing.
     pub fn for_each_span(&self, mut f: impl FnMut(&Span)) {
+        self.for_each_region(|r| self.for_each_span_in(r, &mut f));
+    }
+
+    /// Calls `f` with each region of this arena (newest first). The records stay
+    /// valid while `self` (the locked arena) is borrowed.
+    pub fn for_each_region<'a>(&'a self, mut f: impl FnMut(&'a Region)) {
         let mut r = self.regions;
         while !r.is_null() {
-            // SAFETY: our region list; page-map entries are live records.
+            // SAFETY: our region list, under the arena lock; a record leaves it (and
+            // goes back to its pool) only through `&mut self`.
             unsafe {
-                let mut addr = (*r).start;
-                while addr < (*r).end {
-                    let s = pagemap::lookup(addr);
-                    if !s.is_null() && (*s).start == addr && (*s).pages > 0 {
-                        f(&*s);
-                        addr = (*s).end_addr();
-                    } else {
-                        addr += PAGE_SIZE;
-                    }
-                }
+                f(&*r);
                 r = (*r).next;
             }
         }
+    }
+
+    /// `for_each_span` for one region of this arena. Pages that start no span (a big
+    /// block being published, or the leftovers of a fork reset) are skipped.
+    pub fn for_each_span_in(&self, r: &Region, mut f: impl FnMut(&Span)) {
+        let mut addr = r.start;
+        while addr < r.end {
+            let s = pagemap::lookup(addr);
+            // SAFETY: page-map entries are live records (see for_each_span).
+            unsafe {
+                if !s.is_null() && (*s).start == addr && (*s).pages > 0 {
+                    f(&*s);
+                    addr = (*s).end_addr();
+                } else {
+                    addr += PAGE_SIZE;
+                }
+            }
+        }
+    }
+
+    /// Is `s` the free run at the top of the brk heap (what trimming would lower)?
+    pub fn is_heap_top(&self, s: &Span) -> bool {
+        // SAFETY: brk_region, when set, is one of our regions.
+        s.kind == Kind::FreeRun && !self.brk_region.is_null() && s.region == self.brk_region && s.end_addr() == unsafe { (*self.brk_region).end }
+    }
+
+    /// Empty small spans kept ready (count, bytes of once-used pages).
+    pub fn span_cache_usage(&self) -> (usize, usize) {
+        (self.span_cache_count, self.span_cache_bytes)
     }
 
     /// Forgets everything (the child after fork found this arena mid-update). Its
@@ -856,4 +883,9 @@ pub fn pick() -> *mut Arena {
 
 pub fn reset_pools_after_fork() {
     crate::fork::reset_pool_after_fork(&REGION_POOL, core::mem::size_of::<Region>());
+}
+
+/// Calls `f(start, bytes)` for each mapping of region records (allocator metadata).
+pub fn for_each_meta_chunk(f: impl FnMut(usize, usize)) {
+    REGION_POOL.lock().for_each_chunk(f);
 }

@@ -120,7 +120,31 @@ pub extern "C" fn oxmalloc_malloc_stats() {
 
 #[no_mangle]
 pub unsafe extern "C" fn oxmalloc_malloc_info(options: c_int, stream: *mut libc::FILE) -> c_int {
-    stats::malloc_info(options, stream)
+    // SAFETY: the caller passes an open stream, as glibc's malloc_info requires.
+    unsafe { stats::malloc_info(options, stream) }
+}
+
+/// Fills `*out` with a census of the heap (`struct oxmalloc_stats` in oxmalloc.h,
+/// `oxmalloc::Stats` in Rust), copying at most `size` bytes, and returns the size of
+/// the whole structure. `out` may be NULL (then only the size is returned).
+#[no_mangle]
+pub unsafe extern "C" fn oxmalloc_stats_get(out: *mut c_void, size: usize) -> usize {
+    let full = core::mem::size_of::<crate::census::Stats>();
+    if out.is_null() || size == 0 {
+        return full;
+    }
+    let st = crate::census::take();
+    // SAFETY: the caller provides `size` writable bytes at `out`; we copy no more than
+    // that, from a plain-data structure of `full` bytes.
+    unsafe { core::ptr::copy_nonoverlapping((&st as *const crate::census::Stats).cast::<u8>(), out.cast::<u8>(), size.min(full)) };
+    full
+}
+
+/// Prints the malloc_stats report (glibc's lines, by class, arenas, RSS breakdown)
+/// to the file descriptor `fd`.
+#[no_mangle]
+pub extern "C" fn oxmalloc_stats_print(fd: c_int) {
+    crate::report::write(fd, &crate::census::take());
 }
 
 #[no_mangle]

@@ -82,6 +82,7 @@ extern "C" fn child() {
     crate::arena::reset_pools_after_fork();
     crate::thread_heap::reset_pools_after_fork();
     crate::check::reset_after_fork();
+    crate::large::reset_after_fork();
 }
 
 

@@ -6,7 +6,8 @@
 //! that allocate), then `ensure_hooks` (the pthread key and the fork handler, which may
 //! allocate, so they run once the calling thread already has its heap).
 //! The library constructor re-reads the environment, which may not have been
-//! readable during the dynamic loader's first mallocs.
+//! readable during the dynamic loader's first mallocs, and reads the reports asked
+//! for at exit (exit_report.rs).
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -71,6 +72,7 @@ pub fn arena_count() -> usize {
 
 extern "C" fn constructor() {
     options::init_from_env();
+    crate::exit_report::init_from_env();
 }
 
 #[used]

@@ -3,13 +3,68 @@
 //!
 //! Each has a span record (kind `Large`) that the page map points to from the block's
 //! first page, so `free` finds it without trusting anything stored near the block.
+//! The records of live blocks are also on the `LIVE` list, for the statistics and the
+//! heap map (a lock beside an mmap or munmap syscall, never on a small-block path).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::options;
 use crate::os::{self, PAGE_SHIFT, PAGE_SIZE};
 use crate::pagemap;
-use crate::span::{self, Kind, Span};
+use crate::span::{self, Kind, Span, SpanList};
+use crate::sync::Mutex;
+
+/// The live large blocks, linked through their records' `next`/`prev`. A leaf lock:
+/// nothing else is locked while it is held. A block being resized is off the list.
+/// A record is on the list iff its `arena_gen` equals the list's `generation` (a fork
+/// child that found the list mid-update starts a new one, see `reset_after_fork`).
+struct LiveList {
+    blocks: SpanList,
+    generation: u32,
+}
+// SAFETY: the records on the list are only followed under the Mutex.
+unsafe impl Send for LiveList {}
+static LIVE: Mutex<LiveList> = Mutex::new(LiveList { blocks: SpanList::new(), generation: 0 });
+
+/// Calls `f` with every live large block's record, under the list's lock.
+pub fn for_each_live(mut f: impl FnMut(&Span)) {
+    let live = LIVE.lock();
+    // SAFETY: records on the list are live until unlisted, which needs the lock.
+    live.blocks.for_each(|s| f(unsafe { &*s }));
+}
+
+fn list(s: *mut Span) {
+    let mut live = LIVE.lock();
+    // SAFETY: `s` is a live Large record on no list.
+    unsafe {
+        (*s).arena_gen = live.generation;
+        live.blocks.push_front(s);
+    }
+}
+
+fn unlist(s: *mut Span) {
+    let mut live = LIVE.lock();
+    // SAFETY: `s` is a live Large record; it is on the list iff its generation is the
+    // list's (type doc).
+    unsafe {
+        if (*s).arena_gen == live.generation {
+            live.blocks.remove(s);
+            (*s).arena_gen = live.generation.wrapping_sub(1);
+        }
+    }
+}
+
+/// The child after fork: a list whose lock a vanished thread held may be mid-update;
+/// start an empty one (the blocks on the old one are no longer listed).
+pub fn reset_after_fork() {
+    if LIVE.raw().is_locked() {
+        LIVE.raw().reset();
+        // SAFETY: the child is single-threaded here.
+        let live = unsafe { LIVE.get_unlocked() };
+        live.blocks = SpanList::new();
+        live.generation = live.generation.wrapping_add(1);
+    }
+}
 
 /// Live mmapped blocks and their bytes (mallinfo's hblks / hblkhd).
 pub static COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -53,6 +108,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
         }
         return core::ptr::null_mut();
     }
+    list(s);
     let count = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     PEAK_COUNT.fetch_max(count, Ordering::Relaxed);
     let now = BYTES.fetch_add(map_size, Ordering::Relaxed) + map_size;
@@ -69,6 +125,7 @@ pub unsafe fn free(s: *mut Span) {
     unsafe {
         let start = (*s).start;
         let size = (*s).map_size;
+        unlist(s);
         // Remembered as freed, so that a second free says "double free".
         pagemap::set(start, span::FREED_LARGE.get());
         unmap_block(start as *mut u8, size, (*s).checked);
@@ -123,6 +180,22 @@ pub unsafe fn realloc(s: *mut Span, new_size: usize) -> *mut u8 {
         if new_map == old_map {
             return old_start as *mut u8;
         }
+        // Off the list while its mapping moves: the statistics skip it for a moment
+        // rather than ask the kernel about an address being unmapped.
+        unlist(s);
+        let q = resize(s, new_size);
+        list(s);
+        q
+    }
+}
+
+/// `realloc`'s work, with `s` off the LIVE list.
+unsafe fn resize(s: *mut Span, new_size: usize) -> *mut u8 {
+    let new_map = os::page_round_up(new_size).max(os::PAGE_SIZE);
+    // SAFETY: per realloc's contract.
+    unsafe {
+        let old_start = (*s).start;
+        let old_map = (*s).map_size;
         let Some(q) = os::remap(old_start as *mut u8, old_map, new_map) else {
             return core::ptr::null_mut();
         };

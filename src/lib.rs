@@ -21,7 +21,11 @@
 //!  os.rs: brk, mmap, munmap, mremap, madvise, futex, write -- the only syscalls
 //! ```
 //! Beside them: `options.rs` (mallopt, MALLOC_*_ and GLIBC_TUNABLES), `stats.rs`
-//! (mallinfo2, malloc_stats, malloc_info, malloc_trim), `purge.rs` (free pages inside
+//! (mallinfo2, malloc_stats, malloc_info, malloc_trim), `census.rs` (every span
+//! counted on demand, by class and arena, and the RSS breakdown; `resident.rs` asks
+//! the kernel which pages are resident), `report.rs` (the census as text),
+//! `heap_map.rs` (the heap map data), `exit_report.rs` (OXMALLOC_STATS and
+//! OXMALLOC_MAP at exit), `purge.rs` (free pages inside
 //! spans of small blocks given back), `sync.rs` (a futex mutex that
 //! never allocates), `tls.rs` (the initial-exec thread-local heap pointer), `init.rs`
 //! (lazy start-up), `fork.rs` (the child after fork), `fmt.rs` (text without `format!`).
@@ -52,16 +56,21 @@ extern crate std;
 mod alloc;
 mod check;
 mod arena;
+pub mod census;
 pub mod exports;
+mod exit_report;
 mod fmt;
 mod fork;
 mod global;
+mod heap_map;
 mod init;
 mod large;
 pub mod options;
 mod os;
 mod pagemap;
 mod purge;
+mod report;
+mod resident;
 mod size_class;
 mod span;
 pub mod stats;
@@ -70,6 +79,7 @@ mod thread_heap;
 mod tls;
 
 pub use global::OxMalloc;
+pub use census::{ArenaStats, Breakdown, ClassStats, Stats};
 pub use stats::{MallInfo, MallInfo2};
 
 /// The library version, e.g. "0.1.0".
@@ -88,4 +98,14 @@ pub fn owns(p: *const u8) -> bool {
 pub unsafe fn usable_size(p: *mut u8) -> usize {
     // SAFETY: forwarded contract.
     unsafe { alloc::malloc_usable_size(p) }
+}
+
+/// A census of the heap: bytes in use by size class and by arena, mmapped blocks,
+/// and the RSS breakdown (what each resident byte of the allocator holds, and the
+/// remainder of the process's RSS that is not the allocator's). See census.rs for
+/// what each figure means. It walks every span under the arena locks and asks the
+/// kernel which pages are resident: milliseconds for a heap of gigabytes; nothing is
+/// counted on the allocation paths.
+pub fn stats() -> Stats {
+    census::take()
 }

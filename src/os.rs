@@ -1,6 +1,6 @@
 //! The operating system, and nothing else: every syscall oxmalloc makes goes through
-//! one of these wrappers (brk, mmap, munmap, mremap, madvise, futex, write, and the
-//! few reads of /proc and /sys done once at start-up).
+//! one of these wrappers (brk, mmap, munmap, mremap, madvise, futex, write, mincore,
+//! the few reads of /proc and /sys, and the report files written at exit).
 //!
 //! Error policy: running out of memory or address space is a result (`None` / null),
 //! for the caller to turn into `ENOMEM`. Nothing here allocates, and nothing here
@@ -120,6 +120,47 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> Option<*mut u8> {
 pub unsafe fn decommit(p: *mut u8, size: usize) {
     // SAFETY: the caller guarantees the range is ours and free.
     unsafe { libc::madvise(p.cast(), size, libc::MADV_DONTNEED) };
+}
+
+/// Asks which pages of `[start, start + out.len() * PAGE_SIZE)` are resident
+/// (mincore(2)): `out[i]` bit 0 is set for resident page i. False when the kernel
+/// refuses (a page of the range is not mapped).
+///
+/// `start` must be page-aligned; the range need not be ours, only mapped.
+pub fn mincore(start: usize, out: &mut [u8]) -> bool {
+    // SAFETY: mincore only writes `out.len()` bytes into `out`, which we own; it reads
+    // no user memory.
+    unsafe { libc::mincore(start as *mut libc::c_void, out.len() * PAGE_SIZE, out.as_mut_ptr()) == 0 }
+}
+
+/// Opens `path` (NUL-terminated) for writing, created or truncated, mode 0644.
+/// The file descriptor, or None.
+pub fn create_file(path: &core::ffi::CStr) -> Option<i32> {
+    // SAFETY: open(2) on a NUL-terminated path; no memory of ours is written.
+    let fd = unsafe {
+        libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644 as libc::c_uint)
+    };
+    (fd >= 0).then_some(fd)
+}
+
+/// A close-on-exec duplicate of `fd`, numbered `min` or above (out of the way of a
+/// program that counts on the low numbers). None if the kernel refuses.
+pub fn dup_above(fd: i32, min: i32) -> Option<i32> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) creates a descriptor; no memory is touched.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    (d >= 0).then_some(d)
+}
+
+/// Closes a file descriptor this module opened.
+pub fn close(fd: i32) {
+    // SAFETY: closing a descriptor we own.
+    unsafe { libc::close(fd) };
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    // SAFETY: getpid has no memory effects.
+    unsafe { libc::getpid() as u32 }
 }
 
 /// The program break now (`sbrk(0)`).

@@ -179,3 +179,17 @@ pub fn reserve(start: usize, len: usize) -> bool {
     }
     true
 }
+
+/// Calls `f(start, bytes)` for the root table and each leaf mapped (allocator
+/// metadata; only the parts ever written are resident).
+pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
+    // (The zero leaf is never written, so never resident: not metadata worth a line.)
+    let base = base();
+    f(base + core::mem::offset_of!(Map, root), core::mem::size_of_val(&MAP.root));
+    for slot in MAP.root.iter() {
+        let offset = slot.load(Ordering::Acquire);
+        if offset != 0 {
+            f(base.wrapping_add(offset), core::mem::size_of::<Leaf>());
+        }
+    }
+}

@@ -373,11 +373,17 @@ impl SpanList {
 
 /// Fixed-size records (span records and thread heaps) carved from metadata mappings
 /// that are never unmapped, with a free list for reuse.
+///
+/// Each mapping ("chunk") starts with a `ChunkHeader` in its first record slot, which
+/// links the chunks for the statistics (their resident pages are allocator metadata);
+/// records follow it at multiples of `item` from the page-aligned chunk start.
 pub struct Pool {
     free: *mut PoolLink,
     bump: usize,
     end: usize,
     item: usize,
+    /// The newest chunk, or null.
+    chunks: *mut ChunkHeader,
     /// Bytes mapped for this pool (reported as allocator metadata).
     pub mapped: usize,
     pub live: usize,
@@ -388,12 +394,36 @@ struct PoolLink {
     next: *mut PoolLink,
 }
 
+#[repr(C)]
+struct ChunkHeader {
+    prev: *mut ChunkHeader,
+    bytes: usize,
+}
+
 // SAFETY: a Pool is only used under its Mutex.
 unsafe impl Send for Pool {}
 
 impl Pool {
     pub const fn new(item: usize) -> Pool {
-        Pool { free: ptr::null_mut(), bump: 0, end: 0, item, mapped: 0, live: 0 }
+        Pool { free: ptr::null_mut(), bump: 0, end: 0, item, chunks: ptr::null_mut(), mapped: 0, live: 0 }
+    }
+
+    /// The header's slot: one record, or more if a record is smaller than the header.
+    fn header_slot(&self) -> usize {
+        self.item.max(1) * core::mem::size_of::<ChunkHeader>().div_ceil(self.item.max(1))
+    }
+
+    /// Calls `f(start, bytes)` for every chunk this pool mapped.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(usize, usize)) {
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: chunk headers are written when the chunk is mapped and chunks are
+            // never unmapped; the caller holds the pool's lock.
+            unsafe {
+                f(c as usize, (*c).bytes);
+                c = (*c).prev;
+            }
+        }
     }
 
     /// A zeroed record, or null when no memory is left.
@@ -406,9 +436,14 @@ impl Pool {
         } else {
             if self.bump + self.item > self.end {
                 const CHUNK: usize = 256 * 1024;
-                let size = CHUNK.max(os::page_round_up(self.item));
+                let size = CHUNK.max(os::page_round_up(self.header_slot() + self.item));
                 let Some(m) = os::map(size) else { return ptr::null_mut() };
-                self.bump = m as usize;
+                let header = m.cast::<ChunkHeader>();
+                // SAFETY: a fresh page-aligned mapping of at least one record slot,
+                // which is at least a header's size (header_slot).
+                unsafe { header.write(ChunkHeader { prev: self.chunks, bytes: size }) };
+                self.chunks = header;
+                self.bump = m as usize + self.header_slot();
                 self.end = m as usize + size;
                 self.mapped += size;
             }
@@ -435,6 +470,11 @@ impl Pool {
 
 /// Span records.
 pub static SPAN_POOL: Mutex<Pool> = Mutex::new(Pool::new(core::mem::size_of::<Span>()));
+
+/// Calls `f(start, bytes)` for each mapping of span records (allocator metadata).
+pub fn for_each_meta_chunk(f: impl FnMut(usize, usize)) {
+    SPAN_POOL.lock().for_each_chunk(f);
+}
 
 /// A new span record initialised to `Span::empty()`, or null when out of memory.
 pub fn new_span() -> *mut Span {

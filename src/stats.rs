@@ -1,13 +1,15 @@
 //! Statistics: glibc's `mallinfo2`, `malloc_stats` and `malloc_info`, from oxmalloc's
 //! own books. Counters live in the arenas (updated under their locks, on span-level
-//! events only) and in large.rs; nothing is counted on the fast paths.
+//! events only) and in large.rs; nothing is counted on the fast paths. The fuller
+//! figures (by class, resident memory) come from a census of the spans (census.rs).
 
 use crate::arena::ARENAS;
+use crate::census;
 use crate::fmt::Buf;
 use crate::init;
 use crate::large;
 use crate::os;
-use crate::span::Kind;
+use crate::report;
 
 /// glibc's `struct mallinfo2`.
 #[repr(C)]
@@ -49,44 +51,17 @@ pub struct MallInfo {
     pub keepcost: i32,
 }
 
-#[derive(Clone, Copy, Default)]
-struct ArenaFigures {
-    system: usize,
-    in_use: usize,
-    free: usize,
-    free_runs: usize,
-    decommitted: usize,
-}
-
-fn arena_figures(i: usize) -> ArenaFigures {
-    let Some(arena) = ARENAS.get(i) else { return ArenaFigures::default() };
-    let a = arena.lock();
-    // In use: the blocks handed out (small blocks at their class size, big blocks at
-    // their pages), not the spans that hold them.
-    let mut in_use = 0;
-    a.for_each_span(|s| match s.kind {
-        Kind::Small => in_use += s.live_blocks() * s.block_size as usize,
-        Kind::Big => in_use += s.bytes(),
-        Kind::Large | Kind::FreeRun | Kind::Freed => {}
-    });
-    ArenaFigures {
-        system: a.region_bytes,
-        in_use,
-        free: a.free_bytes,
-        free_runs: a.free_runs,
-        decommitted: a.decommitted_bytes,
-    }
-}
-
 pub fn mallinfo2() -> MallInfo2 {
     let mut m = MallInfo2::default();
-    for (i, _) in ARENAS.iter().enumerate().take(init::arena_count()) {
-        let f = arena_figures(i);
+    for i in 0..init::arena_count() {
+        // In use: the blocks handed out (small blocks at their class size, big blocks at
+        // their pages), not the spans that hold them.
+        let f = census::arena(i, false).arena;
         m.arena += f.system;
         m.uordblks += f.in_use;
         m.fordblks += f.system - f.in_use;
         m.ordblks += f.free_runs;
-        m.keepcost += f.free.min(f.free - f.decommitted);
+        m.keepcost += f.free_bytes - f.decommitted_bytes;
     }
     m.hblks = large::COUNT.load(core::sync::atomic::Ordering::Relaxed);
     m.hblkhd = large::BYTES.load(core::sync::atomic::Ordering::Relaxed);
@@ -109,71 +84,78 @@ pub fn mallinfo() -> MallInfo {
     }
 }
 
-/// glibc's malloc_stats: per arena system and in-use bytes, then totals, to stderr.
+/// glibc's malloc_stats, extended: glibc's lines (per arena system and in-use bytes,
+/// then totals), then bytes in use by size class, the arenas, and the RSS breakdown,
+/// to stderr (report.rs). A census (census.rs) is taken first; no lock is held while
+/// the text is written.
 pub fn malloc_stats() {
-    let mut buf = [0u8; 512];
-    let mut total = ArenaFigures::default();
-    let line = |w: &mut Buf, label: &str, v: usize| {
-        w.str(label).dec_width(v as u64, 10).str("\n");
-    };
-    for (i, _) in ARENAS.iter().enumerate().take(init::arena_count()) {
-        let f = arena_figures(i);
-        total.system += f.system;
-        total.in_use += f.in_use;
-        let mut w = Buf::new(&mut buf);
-        w.str("Arena ").dec(i as u64).str(":\n");
-        line(&mut w, "system bytes     = ", f.system);
-        line(&mut w, "in use bytes     = ", f.in_use);
-        os::write_all(2, w.as_bytes());
-    }
-    let hblkhd = large::BYTES.load(core::sync::atomic::Ordering::Relaxed);
-    let mut w = Buf::new(&mut buf);
-    w.str("Total (incl. mmap):\n");
-    line(&mut w, "system bytes     = ", total.system + hblkhd);
-    line(&mut w, "in use bytes     = ", total.in_use + hblkhd);
-    line(&mut w, "max mmap regions = ", large::PEAK_COUNT.load(core::sync::atomic::Ordering::Relaxed));
-    line(&mut w, "max mmap bytes   = ", large::PEAK_BYTES.load(core::sync::atomic::Ordering::Relaxed));
-    os::write_all(2, w.as_bytes());
+    report::write(2, &census::take());
 }
 
-/// glibc's malloc_info: an XML description of the heap, written to `stream`.
-/// The text is composed in a stack buffer first: no allocator lock is held while
-/// stdio (which may allocate) writes it.
-pub fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
+/// glibc's malloc_info: an XML description of the heap, written to `stream`: per
+/// arena a `<heap nr="N">` whose `<sizes>` lists, per size class, the free blocks its
+/// spans hold (`total` bytes, `count` blocks; a block never carved counts as free),
+/// then glibc's totals (`rest`: the free page runs). Each section is composed in a
+/// stack buffer first: no allocator lock is held while stdio (which may allocate)
+/// writes it.
+///
+/// # Safety
+/// `stream` is a valid, open stdio stream.
+pub unsafe fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
     if options != 0 {
         os::set_errno(libc::EINVAL);
         return -1;
     }
-    let mut buf = [0u8; 4096];
+    let put = |w: &Buf| {
+        let bytes = w.as_bytes();
+        // SAFETY: `stream` is the caller's open FILE (the contract); fwrite reads our
+        // buffer.
+        unsafe { libc::fwrite(bytes.as_ptr().cast(), 1, bytes.len(), stream) };
+    };
+    let mut buf = [0u8; 8192];
     let mut w = Buf::new(&mut buf);
     w.str("<malloc version=\"1\">\n");
-    let mut total = ArenaFigures::default();
-    for (i, _) in ARENAS.iter().enumerate().take(init::arena_count()) {
-        let f = arena_figures(i);
-        total.system += f.system;
-        total.free += f.free;
-        total.free_runs += f.free_runs;
-        w.str("<heap nr=\"").dec(i as u64).str("\">\n<sizes>\n</sizes>\n");
+    put(&w);
+    let (mut system, mut free, mut free_runs) = (0, 0, 0);
+    for i in 0..init::arena_count() {
+        let part = census::arena(i, false);
+        let f = &part.arena;
+        system += f.system;
+        free += f.free_bytes;
+        free_runs += f.free_runs;
+        let mut w = Buf::new(&mut buf);
+        w.str("<heap nr=\"").dec(i as u64).str("\">\n<sizes>\n");
+        let mut from = 1;
+        for (c, k) in part.classes.iter().enumerate() {
+            let size = crate::size_class::block_size(c);
+            let free = k.blocks_total.saturating_sub(k.blocks_in_use);
+            if free > 0 {
+                w.str("<size from=\"").dec(from as u64).str("\" to=\"").dec(size as u64);
+                w.str("\" total=\"").dec((free * size) as u64).str("\" count=\"").dec(free as u64).str("\"/>\n");
+            }
+            from = size + 1;
+        }
+        w.str("</sizes>\n");
         w.str("<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
-        w.str("<total type=\"rest\" count=\"").dec(f.free_runs as u64).str("\" size=\"").dec(f.free as u64).str("\"/>\n");
+        w.str("<total type=\"rest\" count=\"").dec(f.free_runs as u64).str("\" size=\"").dec(f.free_bytes as u64).str("\"/>\n");
         w.str("<system type=\"current\" size=\"").dec(f.system as u64).str("\"/>\n");
         w.str("<system type=\"max\" size=\"").dec(f.system as u64).str("\"/>\n");
         w.str("<aspace type=\"total\" size=\"").dec(f.system as u64).str("\"/>\n");
         w.str("<aspace type=\"mprotect\" size=\"").dec(f.system as u64).str("\"/>\n</heap>\n");
+        put(&w);
     }
     let hblks = large::COUNT.load(core::sync::atomic::Ordering::Relaxed);
     let hblkhd = large::BYTES.load(core::sync::atomic::Ordering::Relaxed);
+    let mut w = Buf::new(&mut buf);
     w.str("<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
-    w.str("<total type=\"rest\" count=\"").dec(total.free_runs as u64).str("\" size=\"").dec(total.free as u64).str("\"/>\n");
+    w.str("<total type=\"rest\" count=\"").dec(free_runs as u64).str("\" size=\"").dec(free as u64).str("\"/>\n");
     w.str("<total type=\"mmap\" count=\"").dec(hblks as u64).str("\" size=\"").dec(hblkhd as u64).str("\"/>\n");
-    w.str("<system type=\"current\" size=\"").dec(total.system as u64).str("\"/>\n");
-    w.str("<system type=\"max\" size=\"").dec(total.system as u64).str("\"/>\n");
-    w.str("<aspace type=\"total\" size=\"").dec(total.system as u64).str("\"/>\n");
-    w.str("<aspace type=\"mprotect\" size=\"").dec(total.system as u64).str("\"/>\n");
+    w.str("<system type=\"current\" size=\"").dec(system as u64).str("\"/>\n");
+    w.str("<system type=\"max\" size=\"").dec(system as u64).str("\"/>\n");
+    w.str("<aspace type=\"total\" size=\"").dec(system as u64).str("\"/>\n");
+    w.str("<aspace type=\"mprotect\" size=\"").dec(system as u64).str("\"/>\n");
     w.str("</malloc>\n");
-    let bytes = w.as_bytes();
-    // SAFETY: `stream` is the caller's FILE; fwrite reads our buffer.
-    unsafe { libc::fwrite(bytes.as_ptr().cast(), 1, bytes.len(), stream) };
+    put(&w);
     0
 }
 

@@ -938,6 +938,11 @@ pub fn purge_for_trim() -> usize {
     bytes
 }
 
+/// Calls `f(start, bytes)` for each mapping of heap records (allocator metadata).
+pub fn for_each_meta_chunk(f: impl FnMut(usize, usize)) {
+    HEAP_POOL.lock().for_each_chunk(f);
+}
+
 pub fn reset_pools_after_fork() {
     crate::fork::reset_pool_after_fork(&HEAP_POOL, core::mem::size_of::<ThreadHeap>());
     if SHARED_LOCK.is_locked() {

@@ -1,17 +1,22 @@
 //! The `oxmalloc` command: run a program on oxmalloc, or benchmark it.
 //!
 //! ```text
-//! oxmalloc run [--] CMD [ARGS...]     run CMD with liboxmalloc.so preloaded
+//! oxmalloc run [--stats[=FILE]] [--map FILE.svg] [--] CMD [ARGS...]
+//!                                     run CMD with liboxmalloc.so preloaded
 //! oxmalloc bench [--quick] [...]      compare oxmalloc with glibc and the peers
 //! ```
 
 mod bench;
+mod heapmap;
 mod run;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   oxmalloc run [--] CMD [ARGS...]   run CMD with liboxmalloc.so preloaded
+      --stats[=FILE]                print its heap statistics at exit (to stderr, or FILE)
+      --map FILE.svg                draw its heap at exit as an SVG picture
+      --map-data FILE               (with --map) keep the heap map data too
   oxmalloc bench [--quick] [--out DIR] [--only A,B] [--workloads W,..] [--reps N]
                                     benchmark oxmalloc against glibc and the peers
   oxmalloc lib                      print the path of liboxmalloc.so
