@@ -729,6 +729,15 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
             os::fatal_misuse("free", "double free of", b as usize);
         }
         (*b).mark = s as usize;
+        free_remote_marked(s, b)
+    }
+}
+
+/// `free_remote` after the double-free check, with `b` already marked free (so it
+/// must not be checked again: free_orphan comes back here when it loses a race).
+unsafe fn free_remote_marked(s: *mut Span, b: *mut Block) {
+    // SAFETY: as free_remote.
+    unsafe {
         let tf = &(*s).thread_free;
         let mut cur = tf.load(Ordering::Acquire);
         loop {
@@ -782,7 +791,7 @@ unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
         if (*s).tf_state() != TF_ORPHAN {
             // Adopted by a thread between our look and the lock: free it the normal way.
             drop(a);
-            return free_remote(s, b);
+            return free_remote_marked(s, b);
         }
         if (*s).arena_gen != a.generation {
             return; // the arena was reset after fork: leave its spans alone
