@@ -336,11 +336,20 @@ struct Blk {
     align: usize,
     /// Pattern seed, unique per block.
     id: u64,
-    /// Made by aligned_alloc with this alignment (and never reallocated): the only blocks
-    /// `free_aligned_sized` may be given.
-    aligned_alloc: Option<usize>,
+    /// Which sized free C23 allows for it.
+    sized: SizedFree,
     /// Thread that made it (0 = the calling thread).
     thread: usize,
+}
+
+/// The sized free a block may be given (C23): `free_sized(p, size)` for blocks from
+/// malloc, calloc and realloc; `free_aligned_sized(p, align, size)` for blocks from
+/// aligned_alloc; neither for the other aligned allocations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SizedFree {
+    Plain,
+    AlignedAlloc(usize),
+    No,
 }
 
 /// Counts of what a run did.
@@ -508,7 +517,7 @@ impl Driver {
     }
 
     /// Checks and records a block just returned by `how`, and fills it with its pattern.
-    fn adopt(&mut self, t: usize, p: usize, n: usize, align: usize, how: &str, zeroed: bool, aligned_alloc: Option<usize>) {
+    fn adopt(&mut self, t: usize, p: usize, n: usize, align: usize, how: &str, zeroed: bool, sized: SizedFree) {
         if p == 0 {
             self.fail(format_args!("{how}(size {n}, align {align}) on thread {t} returned NULL"));
         }
@@ -531,7 +540,7 @@ impl Driver {
         // SAFETY: [p, p + usable) is the new block's memory, which malloc_usable_size
         // says the caller may use.
         unsafe { fill(p, id, 0, usable) };
-        self.live.push(Blk { p, n, usable, align, id, aligned_alloc, thread: t });
+        self.live.push(Blk { p, n, usable, align, id, sized, thread: t });
         self.live_bytes += n;
         self.stats.allocs += 1;
         self.stats.peak_live = self.stats.peak_live.max(self.live.len());
@@ -579,9 +588,9 @@ impl Driver {
         if b.thread != t {
             self.stats.cross_thread += 1;
         }
-        let call = match (how % 3, b.aligned_alloc) {
-            (1, _) if b.aligned_alloc.is_none() => Call::FreeSized(b.p, b.n),
-            (2, Some(a)) => Call::FreeAlignedSized(b.p, a, b.n),
+        let call = match (how % 3, b.sized) {
+            (1, SizedFree::Plain) => Call::FreeSized(b.p, b.n),
+            (2, SizedFree::AlignedAlloc(a)) => Call::FreeAlignedSized(b.p, a, b.n),
             _ => Call::Free(b.p),
         };
         self.what = format!("{call:?} on thread {t}");
@@ -611,7 +620,7 @@ impl Driver {
             0 => {
                 self.what = format!("malloc({n}) on thread {t}");
                 let p = self.call(t, Call::Malloc(n)).val;
-                self.adopt(t, p, n, if n >= 16 { 16 } else { 1 }, "malloc", false, None);
+                self.adopt(t, p, n, if n >= 16 { 16 } else { 1 }, "malloc", false, SizedFree::Plain);
             }
             1 => {
                 // calloc(k, n / k) for k in 1..=16 (k = 0 when extra says so: calloc(0, n)).
@@ -620,7 +629,7 @@ impl Driver {
                 let total = k * each;
                 self.what = format!("calloc({k}, {each}) on thread {t}");
                 let p = self.call(t, Call::Calloc(k, each)).val;
-                self.adopt(t, p, total, if total >= 16 { 16 } else { 1 }, "calloc", true, None);
+                self.adopt(t, p, total, if total >= 16 { 16 } else { 1 }, "calloc", true, SizedFree::Plain);
             }
             2 => {
                 let a = a.max(8);
@@ -630,30 +639,30 @@ impl Driver {
                 if r.rc != 0 {
                     self.fail(format_args!("posix_memalign(align {a}, size {n}) returned {}", r.rc));
                 }
-                self.adopt(t, r.val, n, a, "posix_memalign", false, None);
+                self.adopt(t, r.val, n, a, "posix_memalign", false, SizedFree::No);
             }
             3 => {
                 self.what = format!("aligned_alloc({a}, {n}) on thread {t}");
                 let p = self.call(t, Call::AlignedAlloc(a, n)).val;
-                self.adopt(t, p, n, a.max(if n >= 16 { 16 } else { 1 }), "aligned_alloc", false, Some(a));
+                self.adopt(t, p, n, a.max(if n >= 16 { 16 } else { 1 }), "aligned_alloc", false, SizedFree::AlignedAlloc(a));
             }
             4 => {
                 // memalign rounds an alignment that is not a power of two up to one.
                 let asked = if extra & 1 == 1 && a > 2 { a - 1 - usize::from(extra >> 1) % (a / 2) } else { a };
                 self.what = format!("memalign({asked}, {n}) on thread {t}");
                 let p = self.call(t, Call::Memalign(asked, n)).val;
-                self.adopt(t, p, n, asked.next_power_of_two(), "memalign", false, None);
+                self.adopt(t, p, n, asked.next_power_of_two(), "memalign", false, SizedFree::No);
             }
             _ => {
                 if extra & 1 == 0 {
                     self.what = format!("valloc({n}) on thread {t}");
                     let p = self.call(t, Call::Valloc(n)).val;
-                    self.adopt(t, p, n, PAGE, "valloc", false, None);
+                    self.adopt(t, p, n, PAGE, "valloc", false, SizedFree::No);
                 } else {
                     self.what = format!("pvalloc({n}) on thread {t}");
                     let p = self.call(t, Call::Pvalloc(n)).val;
                     let rounded = n.div_ceil(PAGE).max(1) * PAGE;
-                    self.adopt(t, p, rounded, PAGE, "pvalloc", false, None);
+                    self.adopt(t, p, rounded, PAGE, "pvalloc", false, SizedFree::No);
                 }
             }
         }
@@ -669,7 +678,7 @@ impl Driver {
             if self.room_for(abs) {
                 self.what = format!("realloc(NULL, {abs}) on thread {t}");
                 let p = self.call(t, Call::Realloc(0, abs)).val;
-                self.adopt(t, p, abs, if abs >= 16 { 16 } else { 1 }, "realloc(NULL)", false, None);
+                self.adopt(t, p, abs, if abs >= 16 { 16 } else { 1 }, "realloc(NULL)", false, SizedFree::Plain);
             }
             return;
         };
@@ -730,7 +739,7 @@ impl Driver {
         self.insert_range(q, usable, "realloc");
         // SAFETY: [q, q + usable) is the block's usable memory.
         unsafe { fill(q, old.id, keep, usable) };
-        self.live.push(Blk { p: q, n, usable, align, id: old.id, aligned_alloc: None, thread: t });
+        self.live.push(Blk { p: q, n, usable, align, id: old.id, sized: SizedFree::Plain, thread: t });
         self.live_bytes += n;
         self.stats.peak_live_bytes = self.stats.peak_live_bytes.max(self.live_bytes);
         self.stats.peak_live = self.stats.peak_live.max(self.live.len());
