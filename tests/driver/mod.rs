@@ -517,6 +517,7 @@ impl Driver {
     }
 
     /// Checks and records a block just returned by `how`, and fills it with its pattern.
+    #[allow(clippy::too_many_arguments)]
     fn adopt(&mut self, t: usize, p: usize, n: usize, align: usize, how: &str, zeroed: bool, sized: SizedFree) {
         if p == 0 {
             self.fail(format_args!("{how}(size {n}, align {align}) on thread {t} returned NULL"));
@@ -625,7 +626,7 @@ impl Driver {
             1 => {
                 // calloc(k, n / k) for k in 1..=16 (k = 0 when extra says so: calloc(0, n)).
                 let k = usize::from(extra % 17);
-                let each = if k == 0 { n } else { n / k };
+                let each = n.checked_div(k).unwrap_or(n);
                 let total = k * each;
                 self.what = format!("calloc({k}, {each}) on thread {t}");
                 let p = self.call(t, Call::Calloc(k, each)).val;
