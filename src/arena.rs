@@ -478,12 +478,16 @@ impl ArenaInner {
             while !s.is_null() {
                 // SAFETY: cached spans are valid records on this list.
                 unsafe {
-                    let next = (*s).next;
                     if old_enough(&*s) {
                         self.uncache(s);
+                        // Giving the pages back (release_run) may run the decay, which
+                        // flushes this same list: the span after `s` may be gone from
+                        // it (and released) by now, so start over from the head.
                         self.free_small_span_pages(s);
+                        s = self.span_cache[c].head;
+                    } else {
+                        s = (*s).next;
                     }
-                    s = next;
                 }
             }
         }
