@@ -25,6 +25,9 @@ const BATCH: usize = 64;
 /// Batches in flight at most (A blocks when B falls behind).
 const CHANNEL_BOUND: usize = 64;
 
+// A batch is a few hundred bytes and a channel holds at most CHANNEL_BOUND of them:
+// boxing it would put an allocation of the measured allocator on the measured path.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     /// `n` blocks (addresses as usize, so the message is `Send`) to free.
     Batch { ptrs: [usize; BATCH], n: usize },

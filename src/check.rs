@@ -12,8 +12,9 @@
 //!   byte was written after the free, and the process ends naming the block;
 //! - every malloc and free goes through the slow paths, which validate every pointer
 //!   (a 16-byte-aligned pointer into the middle of a block of the calling thread is
-//!   caught too, which the fast path cannot afford);
-//! and for large (mmapped) blocks:
+//!   caught too, which the fast path cannot afford).
+//!
+//! And for large (mmapped) blocks:
 //! - **guard pages**: a PROT_NONE page on each side of the block, so running off
 //!   either end faults at once (in the block's last page, an overflow within the
 //!   rounding to whole pages is not caught).

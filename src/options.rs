@@ -153,14 +153,11 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
             CHECK_ACTION.store(v, Ordering::Relaxed);
             true
         }
-        M_MXFAST => {
-            if value >= 0 && (value as usize) <= MAX_FAST_SIZE {
-                MXFAST.store(v, Ordering::Relaxed);
-                true
-            } else {
-                false
-            }
+        M_MXFAST if value >= 0 && (value as usize) <= MAX_FAST_SIZE => {
+            MXFAST.store(v, Ordering::Relaxed);
+            true
         }
+        M_MXFAST => false,
         // glibc 2.36 answers 1 to a parameter it does not know; oxmalloc says 0, so a
         // caller can tell that nothing happened.
         _ => false,

@@ -105,7 +105,7 @@ pub const SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 16 + 1] = {
 #[inline]
 pub const fn class_of_computed(size: usize) -> usize {
     if size <= 128 {
-        return if size == 0 { 0 } else { (size + 15) / 16 - 1 };
+        return if size == 0 { 0 } else { size.div_ceil(16) - 1 };
     }
     let s = size - 1;
     let bit = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)), >= 7

@@ -44,8 +44,9 @@ fn reverse_free_gives_memory_back_without_a_trim_call() {
 /// - the span records, 160 B per 64 KiB span of 256 B blocks (4096 spans): 640 KiB;
 /// - code first run after the start (libc's madvise/sbrk wrappers and oxmalloc's slow
 ///   paths; the kernel faults code in 64 KiB at a time): 256 KiB allowed, ~50 seen.
-/// (The library's own image, ~0.5 MiB, is in oxmalloc's start figure.)
-/// Survivors are intact and the space is reusable.
+///
+/// (The library's own image, ~0.5 MiB, is in oxmalloc's start figure.) Survivors are
+/// intact and the space is reusable.
 #[test]
 fn malloc_trim_returns_free_pages_inside_spans() {
     let ours = run_mode("sparse", Preload::Oxmalloc);
