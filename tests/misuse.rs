@@ -92,6 +92,11 @@ fn realloc_of_a_wild_address() {
 }
 
 #[test]
+fn realloc_of_a_freed_block() {
+    expect_abort("realloc-freed", "realloc", "pointer to a freed block");
+}
+
+#[test]
 fn free_of_memory_oxmalloc_never_returned() {
     expect_abort("foreign", "free", "invalid pointer (not from oxmalloc)");
 }

@@ -16,6 +16,7 @@
  *   stack            free the address of a local variable
  *   wild             free (void *)0x12345670
  *   realloc-wild     realloc((void *)0x12345670, 100)
+ *   realloc-freed    realloc of a block already freed
  *   foreign          free a page from mmap(2): memory oxmalloc never returned
  *   usable-foreign   malloc_usable_size of a local variable's address
  *   free-sized       free_sized(malloc(100), 1000)
@@ -118,6 +119,13 @@ int main(int argc, char **argv) {
         void *p = (void *)(uintptr_t)0x12345670;
         show(p);
         free(opaque(p));
+    } else if (!strcmp(m, "realloc-freed")) {
+        char *p = malloc(40);
+        memset(p, 1, 40);
+        free(p);
+        show(p);
+        void *q = realloc(opaque(p), 80);
+        printf("realloc gave %p\n", q);
     } else if (!strcmp(m, "realloc-wild")) {
         void *p = (void *)(uintptr_t)0x12345670;
         show(p);
