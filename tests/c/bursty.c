@@ -28,26 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(c, ...)                           \
-    do {                                        \
-        if (!(c)) {                             \
-            failed++;                           \
-            printf("FAIL line %d: ", __LINE__); \
-            printf(__VA_ARGS__);                \
-            printf("\n");                       \
-        }                                       \
-    } while (0)
+#include "check.h"
 
-static long rss_kib(void) {
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static long now_ms(void) {
     struct timespec ts;

@@ -25,16 +25,7 @@
 
 #include "oxmalloc.h"
 
-static int failed;
-#define CHECK(c, ...)                                                     \
-    do {                                                                  \
-        if (!(c)) {                                                       \
-            failed++;                                                     \
-            printf("FAIL line %d: ", __LINE__);                           \
-            printf(__VA_ARGS__);                                          \
-            printf("\n");                                                 \
-        }                                                                 \
-    } while (0)
+#include "check.h"
 
 #define SMALL 60000
 static void *small[SMALL];

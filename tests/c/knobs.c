@@ -19,16 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(c, ...)                                   \
-    do {                                                \
-        if (!(c)) {                                     \
-            failed++;                                   \
-            printf("FAIL line %d: ", __LINE__);         \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "check.h"
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";

@@ -31,26 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(c, ...)                                                     \
-    do {                                                                  \
-        if (!(c)) {                                                       \
-            failed++;                                                     \
-            printf("FAIL line %d: ", __LINE__);                           \
-            printf(__VA_ARGS__);                                          \
-            printf("\n");                                                 \
-        }                                                                 \
-    } while (0)
+#include "check.h"
 
-static long rss_kib(void) {
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return res * 4;
-}
 
 static void fill(unsigned char *p, size_t n, uint64_t tag) {
     for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(tag * 131 + i * 7);

@@ -168,6 +168,14 @@ pub fn compile_c(name: &str, extra: &[&str]) -> PathBuf {
     }
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
+    // The headers beside the programs (check.h) are part of every program's source.
+    let mut headers: Vec<PathBuf> = fs::read_dir(src.parent().unwrap())
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "h")).collect())
+        .unwrap_or_default();
+    headers.sort();
+    for header in &headers {
+        fs::read(header).unwrap_or_default().hash(&mut h);
+    }
     cc.hash(&mut h);
     flags.hash(&mut h);
     libs.hash(&mut h);
