@@ -11,6 +11,8 @@
 //!
 //! Run: `cargo bench --bench cross_thread`.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -128,16 +130,9 @@ fn benches(c: &mut Criterion) {
     bench_one(c, "system", &SYSTEM);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 criterion_group! {
     name = cross_thread;
-    config = config();
+    config = common::config();
     targets = benches
 }
 criterion_main!(cross_thread);

@@ -12,9 +12,10 @@
 //!
 //! Run: `cargo bench --bench fast_path` (filter: `cargo bench --bench fast_path -- pair/oxmalloc_c`).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -148,16 +149,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 criterion_group! {
     name = fast_path;
-    config = config();
+    config = common::config();
     targets = benches
 }
 criterion_main!(fast_path);

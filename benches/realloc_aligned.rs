@@ -13,9 +13,10 @@
 //!
 //! Run: `cargo bench --bench realloc_aligned` (filter: `... -- memalign`).
 
+mod common;
+
 use std::ffi::c_void;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -179,16 +180,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 criterion_group! {
     name = realloc_aligned;
-    config = config();
+    config = common::config();
     targets = benches
 }
 criterion_main!(realloc_aligned);
