@@ -158,26 +158,15 @@ pub fn discover(
                 preload: Some(path),
                 libc_path: libc_path.clone(),
             }),
-            Ok(from) => {
-                let reason = format!(
-                    "LD_PRELOAD={} does not take effect (malloc still comes from {})",
-                    path.display(),
-                    from.display()
-                );
-                if name == "oxmalloc" && explicit {
-                    return Err(reason);
-                }
-                missing.push(Missing {
-                    name,
-                    reason,
-                    hint: None,
-                });
-            }
-            Err(e) => {
-                let reason = format!(
-                    "a trivial program fails under LD_PRELOAD={}: {e}",
-                    path.display()
-                );
+            failure => {
+                let reason = match failure {
+                    Ok(from) => format!(
+                        "LD_PRELOAD={} does not take effect (malloc still comes from {})",
+                        path.display(),
+                        from.display()
+                    ),
+                    Err(e) => format!("a trivial program fails under LD_PRELOAD={}: {e}", path.display()),
+                };
                 if name == "oxmalloc" && explicit {
                     return Err(reason);
                 }
