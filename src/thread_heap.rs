@@ -721,23 +721,13 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 /// Free of block `b` of small span `s` by a thread that does not own it.
 ///
 /// # Safety
-/// `b` is an out block of the small span `s`.
+/// `b` is an out block of the small span `s`, not marked free: the caller validated it
+/// (alloc.rs `owning_span` reports a double free before this runs; free_orphan comes
+/// back here, with `b` marked by the first pass, when it loses a race).
 pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
     // SAFETY: per the contract; `s` stays valid while `b` is out.
     unsafe {
-        if Block::is_marked(b, s) {
-            os::fatal_misuse("free", "double free of", b as usize);
-        }
         (*b).mark = s as usize;
-        free_remote_marked(s, b)
-    }
-}
-
-/// `free_remote` after the double-free check, with `b` already marked free (so it
-/// must not be checked again: free_orphan comes back here when it loses a race).
-unsafe fn free_remote_marked(s: *mut Span, b: *mut Block) {
-    // SAFETY: as free_remote.
-    unsafe {
         let tf = &(*s).thread_free;
         let mut cur = tf.load(Ordering::Acquire);
         loop {
@@ -791,7 +781,7 @@ unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
         if (*s).tf_state() != TF_ORPHAN {
             // Adopted by a thread between our look and the lock: free it the normal way.
             drop(a);
-            return free_remote_marked(s, b);
+            return free_remote(s, b);
         }
         if (*s).arena_gen != a.generation {
             return; // the arena was reset after fork: leave its spans alone
