@@ -61,6 +61,18 @@ pub struct ClassStats {
     pub resident: usize,
 }
 
+impl ClassStats {
+    /// Adds `other`'s counts to these (the block size stays).
+    pub fn add(&mut self, other: &ClassStats) {
+        self.spans += other.spans;
+        self.span_bytes += other.span_bytes;
+        self.blocks_in_use += other.blocks_in_use;
+        self.bytes_in_use += other.bytes_in_use;
+        self.blocks_total += other.blocks_total;
+        self.resident += other.resident;
+    }
+}
+
 /// One arena.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -373,12 +385,7 @@ fn count_arena(i: usize, st: &mut Stats) {
         *slot = part.arena;
     }
     for (sum, c) in st.classes.iter_mut().zip(part.classes.iter()) {
-        sum.spans += c.spans;
-        sum.span_bytes += c.span_bytes;
-        sum.blocks_in_use += c.blocks_in_use;
-        sum.bytes_in_use += c.bytes_in_use;
-        sum.blocks_total += c.blocks_total;
-        sum.resident += c.resident;
+        sum.add(c);
     }
     let (sum, b) = (&mut st.breakdown, &part.breakdown);
     sum.live_small += b.live_small;

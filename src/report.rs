@@ -51,12 +51,7 @@ fn classes(out: &mut FdOut, st: &Stats) {
         out.dec_width(c.blocks_in_use as u64, 15).str(" / ").dec_width(c.blocks_total as u64, 7);
         out.bytes_human(c.bytes_in_use, 17).bytes_human(c.span_bytes, 14).bytes_human(c.resident, 14).str("\n");
         out.end_line();
-        total.spans += c.spans;
-        total.blocks_in_use += c.blocks_in_use;
-        total.blocks_total += c.blocks_total;
-        total.bytes_in_use += c.bytes_in_use;
-        total.span_bytes += c.span_bytes;
-        total.resident += c.resident;
+        total.add(c);
     }
     out.str("     all").dec_width(total.spans as u64, 7);
     out.dec_width(total.blocks_in_use as u64, 15).str(" / ").dec_width(total.blocks_total as u64, 7);
