@@ -105,14 +105,7 @@ static void child_install_segv_handler(void) {
     sigaction(SIGBUS, &sa, NULL);
 }
 
-static inline uint64_t xs(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
+#include "rng.h"
 static inline uint64_t pword(uint64_t seed, size_t i) { return (seed + i) * 0x9E3779B97F4A7C15ull ^ (seed >> 5); }
 static void fill(void *p, size_t n, uint64_t seed) {
     unsigned char *c = p;

@@ -75,14 +75,7 @@ struct shadow {
         _exit(1);                                                                                  \
     } while (0)
 
-static inline uint64_t xs(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
+#include "rng.h"
 
 static inline uint64_t pword(uint64_t id, size_t i) {
     uint64_t x = (id * 0x9E3779B97F4A7C15ull) ^ (i * 0xD6E8FEB86659FD93ull);

@@ -45,14 +45,7 @@ static const char *mode = "?";
         _exit(1);                                                            \
     } while (0)
 
-static inline uint64_t xs(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
+#include "rng.h"
 
 /* ------------------------------------------------------------------ tagged blocks */
 
