@@ -137,6 +137,7 @@ pub static FREED_LARGE: StaticSpan = StaticSpan::new(Kind::Freed);
 /// bits are free). Other threads freeing into the span read them to decide where the
 /// block goes:
 /// - `TF_NORMAL`: push onto `thread_free`; the owner collects it on its next refill.
+///   The list ends at `list_end()`, as the owner's free list does.
 /// - `TF_FULL`: the owner has set the span aside as full and won't look at it; the
 ///   freeing thread moves the state to `TF_FREEING`, hands the block to the owner heap's
 ///   delayed-free list (which the owner does check), then sets `TF_NORMAL`.
@@ -148,6 +149,15 @@ pub const TF_FULL: usize = 1;
 pub const TF_FREEING: usize = 2;
 pub const TF_ORPHAN: usize = 3;
 pub const TF_STATE: usize = 3;
+
+/// The rest of the `thread_free` word: the list's head (a block address: 16-aligned,
+/// below 2^47) in bits 4..47, and how many blocks the list holds in bits 48..63 (a
+/// span has at most 128 pages of blocks of at least 16 bytes: 32768 blocks). With the
+/// count the owner takes the list over without walking it; the blocks were last
+/// written by other threads, so each step of such a walk is a cache miss.
+pub const TF_HEAD: usize = ((1 << TF_COUNT_SHIFT) - 1) & !TF_STATE;
+pub const TF_COUNT_SHIFT: u32 = 48;
+pub const TF_ONE: usize = 1 << TF_COUNT_SHIFT;
 
 #[repr(C)]
 pub struct Span {

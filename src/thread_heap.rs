@@ -27,7 +27,7 @@ use crate::options;
 use crate::os::{self, PAGE_SIZE};
 use crate::pagemap;
 use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES, SMALL_LOOKUP_MAX};
-use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_FREEING, TF_FULL, TF_NORMAL, TF_ORPHAN, TF_STATE};
+use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_FREEING, TF_COUNT_SHIFT, TF_FULL, TF_HEAD, TF_NORMAL, TF_ONE, TF_ORPHAN, TF_STATE};
 use crate::sync::{Mutex, RawMutex};
 use crate::tls;
 
@@ -329,7 +329,7 @@ impl ThreadHeap {
                 self.queues[class].remove(s);
                 self.drop_bias(class, s);
                 if !self.try_set_full(s) {
-                    if (*s).thread_free.load(Ordering::Acquire) & !TF_STATE != 0 {
+                    if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
                         // Remote frees arrived since we looked: collect them.
                         self.queues[class].push_front(s);
                         continue;
@@ -626,7 +626,7 @@ impl ThreadHeap {
 fn collect_thread_free(s: &mut Span) {
     let mut cur = s.thread_free.load(Ordering::Relaxed);
     loop {
-        if cur & !TF_STATE == 0 {
+        if cur & TF_HEAD == 0 {
             return;
         }
         match s.thread_free.compare_exchange_weak(cur, cur & TF_STATE, Ordering::Acquire, Ordering::Relaxed) {
@@ -634,30 +634,37 @@ fn collect_thread_free(s: &mut Span) {
             Err(now) => cur = now,
         }
     }
-    take_remote_list(s, (cur & !TF_STATE) as *mut Block);
+    take_remote_list(s, cur);
 }
 
-/// Puts a list of remotely freed blocks, detached from `thread_free`, onto the free
-/// list of `s`, and stops counting them as out.
-fn take_remote_list(s: &mut Span, head: *mut Block) {
+/// Puts the list of remotely freed blocks in `word` (a `thread_free` value, detached
+/// from the span) onto the free list of `s`, and stops counting them as out.
+fn take_remote_list(s: &mut Span, word: usize) {
+    let head = (word & TF_HEAD) as *mut Block;
     if head.is_null() {
         return;
     }
-    let mut tail = head;
-    let mut n = 1;
-    // SAFETY: the list was pushed by other threads with release CASes (and detached
-    // with an acquire); its blocks belong to `s`.
-    unsafe {
-        while !(*tail).next.is_null() {
-            tail = (*tail).next;
-            n += 1;
-            if n > s.used && !s.in_full {
-                // More blocks came back than were out: one came back twice (or the list
-                // loops, which only a double free can make it do).
+    let n = (word >> TF_COUNT_SHIFT) as i32;
+    if n > s.used && !s.in_full {
+        // More blocks came back than were out: one came back twice.
+        os::fatal_misuse("free", "double free (a block freed twice by other threads) in the span at", s.start);
+    }
+    if s.free != list_end() {
+        // Both lists end at LIST_END: chain ours behind theirs (rare: the refill takes
+        // the list only when the free list is empty; the decay takes it any time).
+        // SAFETY: the list was pushed by other threads with release CASes (and detached
+        // with an acquire); its `n` blocks belong to `s`.
+        unsafe {
+            let mut tail = head;
+            for _ in 1..n {
+                tail = (*tail).next;
+            }
+            if (*tail).next != list_end() {
+                // The count and the links disagree: a block was pushed twice.
                 os::fatal_misuse("free", "double free (a block freed twice by other threads) in the span at", s.start);
             }
+            (*tail).next = s.free;
         }
-        (*tail).next = s.free;
     }
     s.free = head;
     s.used -= n;
@@ -760,8 +767,10 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
                     }
                 }
                 state => {
-                    (*b).next = (cur & !TF_STATE) as *mut Block;
-                    match tf.compare_exchange_weak(cur, b as usize | state, Ordering::Release, Ordering::Acquire) {
+                    let head = cur & TF_HEAD;
+                    (*b).next = if head == 0 { list_end() } else { head as *mut Block };
+                    let pushed = b as usize | state | ((cur & !(TF_HEAD | TF_STATE)) + TF_ONE);
+                    match tf.compare_exchange_weak(cur, pushed, Ordering::Release, Ordering::Acquire) {
                         Ok(_) => return,
                         Err(now) => cur = now,
                     }
@@ -880,7 +889,7 @@ unsafe fn orphan(s: *mut Span) {
                 Err(now) => cur = now,
             }
         }
-        take_remote_list(sp, (cur & !TF_STATE) as *mut Block);
+        take_remote_list(sp, cur);
         sp.owner_tp = 0;
         sp.heap = ptr::null_mut();
         if sp.used == 0 {
