@@ -85,7 +85,8 @@ pub unsafe fn free(p: *mut u8) {
             Block::put(b, span, (*span).free);
             (*span).free = b;
             // `used` >= 1 here (this block is out), so it reaches 0 exactly when the span
-            // is empty or was set aside as full (its count is then held at 1).
+            // is empty or was set aside as full and enough of its blocks came back
+            // (its count is then held at Span::full_hold).
             (*span).used -= 1;
             if (*span).used != 0 {
                 return;
@@ -271,13 +272,21 @@ pub unsafe fn free_slow(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    let saved = os::errno();
     // SAFETY: owning_span validated `p` against its span.
     unsafe {
         let span = owning_span(p, "free");
+        // The common case here, a block of another thread's span, makes no syscall (an
+        // orphan's free, which may, keeps errno itself): no errno to keep.
+        if (*span).kind == Kind::Small && !crate::check::enabled() {
+            let owner = (*span).owner_tp;
+            if owner & !1 != tls::thread_pointer() || owner == 0 {
+                return thread_heap::free_remote(span, p.cast());
+            }
+        }
+        let saved = os::errno();
         free_checked(p, span);
+        os::set_errno(saved);
     }
-    os::set_errno(saved);
 }
 
 /// Frees `p`, validated by `owning_span` as a live block of `span`.

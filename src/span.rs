@@ -252,10 +252,20 @@ impl Span {
         self.thread_free.load(Ordering::Acquire) & TF_STATE
     }
 
-    /// Takes a span its owner held as full back to a plain count: `used` was held at 1
-    /// (no local free since) or 0 (one local free), for `capacity` blocks out.
+    /// What `used` is held at while the owner holds the span as full (`capacity` blocks
+    /// out): a quarter of its blocks. The owner's local frees count it down, and the
+    /// one that reaches 0 brings the span back to its queue with that many free blocks,
+    /// so a span does not go round full -> queue -> full for every block freed into
+    /// it (each round is a trip through the slow paths of both malloc and free).
+    #[inline]
+    pub fn full_hold(&self) -> i32 {
+        (self.capacity / 4).max(1) as i32
+    }
+
+    /// Takes a span its owner held as full back to a plain count: `used` was held at
+    /// `full_hold()` and counted down by one per local free since.
     pub fn leave_full(&mut self) {
-        self.used = self.capacity as i32 - (1 - self.used);
+        self.used = self.capacity as i32 - (self.full_hold() - self.used);
         self.in_full = false;
     }
 
@@ -272,9 +282,10 @@ impl Span {
             )
         };
         if in_full && !self.heap.is_null() {
-            // `used` is held at 1 (or 0 after one local free) while its owner holds it
-            // full. (An orphan's `in_full` only says which orphan list it is on.)
-            return (self.capacity as i32 - (1 - used)).max(0) as usize;
+            // `used` is held at `full_hold()` (less the local frees since) while its
+            // owner holds it full. (An orphan's `in_full` only says which orphan list it
+            // is on.)
+            return (self.capacity as i32 - (self.full_hold() - used)).max(0) as usize;
         }
         (used - current as i32).max(0) as usize
     }

@@ -8,9 +8,10 @@
 //! stack, which the owner collects in one swap when its free list runs dry.
 //!
 //! A span with no free block left is set aside ("full") so refills don't walk it;
-//! the first block freed into it brings it back, whether by its owner (the free fast
-//! path notices through the `used` bias, see span.rs) or by another thread (through
-//! the owner's delayed-free list, see `span::TF_FULL`).
+//! its owner's frees bring it back once a quarter of its blocks are free (the free
+//! fast path notices through the `used` bias, see `Span::full_hold`), another
+//! thread's first free brings it back at once (through the owner's delayed-free list,
+//! see `span::TF_FULL`).
 //!
 //! When a thread exits, a pthread key destructor (not a Rust TLS destructor) gives its
 //! heap back: empty spans return to their arena's free pages, the rest become orphans
@@ -465,8 +466,8 @@ impl ThreadHeap {
                 return false;
             }
             (*s).in_full = true;
-            // `used` is `capacity` now; hold 1 so the owner's next local free reaches 0.
-            (*s).used = 1;
+            // `used` is `capacity` now; hold it at full_hold() (see there).
+            (*s).used = (*s).full_hold();
             true
         }
     }
@@ -499,6 +500,12 @@ impl ThreadHeap {
             unsafe {
                 let next = (*b).next;
                 let s = pagemap::lookup(b as usize);
+                if (*s).in_full {
+                    // The span's state went FULL -> NORMAL with this free, so the blocks
+                    // other threads free next go to its thread_free, which is collected
+                    // only from the queues: bring it back now.
+                    self.unfull(s);
+                }
                 self.free_local(s, b);
                 b = next;
             }
@@ -730,7 +737,8 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 /// # Safety
 /// `b` is an out block of the small span `s`, not marked free: the caller validated it
 /// (alloc.rs `owning_span` reports a double free before this runs; free_orphan comes
-/// back here, with `b` marked by the first pass, when it loses a race).
+/// back here, with `b` marked by the first pass, when it loses a race). Makes no
+/// syscall but through `free_orphan`, which keeps errno: callers need not.
 pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
     // SAFETY: per the contract; `s` stays valid while `b` is out.
     unsafe {
@@ -780,8 +788,15 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
     }
 }
 
-/// Free into a span whose thread exited: under its arena's lock.
+/// Free into a span whose thread exited: under its arena's lock (errno kept).
 unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
+    let saved = os::errno();
+    // SAFETY: forwarded contract.
+    unsafe { free_orphan_locked(s, b) };
+    os::set_errno(saved);
+}
+
+unsafe fn free_orphan_locked(s: *mut Span, b: *mut Block) {
     // SAFETY: `s` is valid while `b` is out; the arena lock serialises orphan frees and
     // adoption.
     unsafe {
