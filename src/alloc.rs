@@ -104,8 +104,14 @@ pub unsafe fn free(p: *mut u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_settle(span: *mut Span) {
-    // SAFETY: the fast path found `span` owned by this thread, so its heap is ours.
-    unsafe { (*(*span).heap).settle(span) }
+    // SAFETY: the fast path found `span` owned by this thread, so its heap is ours;
+    // its lock is for its span lists.
+    unsafe {
+        let heap = (*span).heap;
+        (*heap).lock.lock();
+        (*heap).settle(span);
+        (*heap).lock.unlock();
+    }
 }
 
 #[cold]
@@ -307,7 +313,10 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                 let owner = (*s).owner_tp;
                 if owner & !1 == tp && owner != 0 {
                     // Our own span while our heap is in slow mode.
-                    (*(*s).heap).free_local(s, b);
+                    let heap = (*s).heap;
+                    (*heap).lock.lock();
+                    (*heap).free_local(s, b);
+                    (*heap).lock.unlock();
                 } else {
                     thread_heap::free_remote(s, b);
                 }

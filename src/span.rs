@@ -15,13 +15,13 @@
 //! - Blocks are `[start + i * block_size]` for `i < capacity`; blocks below `bump` have
 //!   been handed out at least once, blocks from `bump` to `end` never were.
 //! - Every block below `bump` is in exactly one of: handed out to the program; `free`
-//!   (owner-only list); `thread_free` (pushed by other threads, not yet collected); the
-//!   owner heap's delayed-free list.
-//! - `used` = blocks below `bump` not in `free`, i.e. out + in `thread_free` + delayed.
-//!   While the span is "full" (unlinked from its heap's queue) the field holds 1
-//!   instead of `capacity`, so that the first local free makes it 0 and falls into the
-//!   slow path, which relinks the span (see thread_heap.rs). `used == 0` otherwise means
-//!   the span holds no live block.
+//!   (owner-only list); `thread_free` (pushed by other threads, not yet collected).
+//! - `used` = blocks below `bump` not in `free`, i.e. out + in `thread_free` (+1 for
+//!   the span its class allocates from, see ThreadHeap::refresh_current). While the
+//!   span is "full" (on its heap's full list) the field holds `full_hold()` less the
+//!   local frees since, instead of `capacity` less them, so that the owner's free that
+//!   makes it 0 falls into the slow path, which relinks the span (see thread_heap.rs).
+//!   `used == 0` otherwise means the span holds no live block.
 //! - `owner_tp` is the thread pointer of the owning thread, and the free fast path
 //!   pushes onto `free` only when it equals the caller's. It is 0 for spans no thread
 //!   owns (orphans, big, large, free runs), so those always take the slow path.
@@ -136,17 +136,12 @@ pub static FREED_LARGE: StaticSpan = StaticSpan::new(Kind::Freed);
 /// States of the two low bits of `Span::thread_free` (blocks are 16-aligned, so the
 /// bits are free). Other threads freeing into the span read them to decide where the
 /// block goes:
-/// - `TF_NORMAL`: push onto `thread_free`; the owner collects it on its next refill.
+/// - `TF_NORMAL`: push onto `thread_free`; the owner collects it when it refills from
+///   the span, when it looks for a span of the class (full spans too), or at decay.
 ///   The list ends at `list_end()`, as the owner's free list does.
-/// - `TF_FULL`: the owner has set the span aside as full and won't look at it; the
-///   freeing thread moves the state to `TF_FREEING`, hands the block to the owner heap's
-///   delayed-free list (which the owner does check), then sets `TF_NORMAL`.
-/// - `TF_FREEING`: a thread is between those steps; others push onto `thread_free`.
 /// - `TF_ORPHAN`: no thread owns the span (its thread exited); free it under its
 ///   arena's lock.
 pub const TF_NORMAL: usize = 0;
-pub const TF_FULL: usize = 1;
-pub const TF_FREEING: usize = 2;
 pub const TF_ORPHAN: usize = 3;
 pub const TF_STATE: usize = 3;
 

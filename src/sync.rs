@@ -3,7 +3,9 @@
 //! path, which may allocate.
 //!
 //! No lock is held across a call out of oxmalloc, and the locks are taken in one
-//! order: a thread heap's own work needs none; `Arena::lock` before `meta::LOCK`.
+//! order: a thread heap's `lock` (its owner's slow paths; the fast paths take none),
+//! the registry of heaps, other heaps' locks (only with `try_lock`, see thread_heap.rs
+//! "Idle heaps"), `Arena::lock`, `meta::LOCK`.
 //! Fork does not take them (see fork.rs): the child resets any lock found held.
 
 use core::cell::UnsafeCell;
@@ -28,6 +30,12 @@ impl RawMutex {
         if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
+    }
+
+    /// Takes the lock if it is free; never waits.
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     #[cold]

@@ -9,9 +9,14 @@
 //!
 //! A span with no free block left is set aside ("full") so refills don't walk it;
 //! its owner's frees bring it back once a quarter of its blocks are free (the free
-//! fast path notices through the `used` bias, see `Span::full_hold`), another
-//! thread's first free brings it back at once (through the owner's delayed-free list,
-//! see `span::TF_FULL`).
+//! fast path notices through the `used` bias, see `Span::full_hold`). Other threads'
+//! frees into it go to its `thread_free` like any other; the owner looks at its full
+//! spans of a class for those before it takes a new span for the class
+//! (`rescue_full`), and once per decay period.
+//!
+//! The owner holds its heap's lock in its slow paths, never in its fast paths: the
+//! lock is there so that another thread can take the free spans of a heap whose
+//! owner has gone idle (see "Idle heaps").
 //!
 //! When a thread exits, a pthread key destructor (not a Rust TLS destructor) gives its
 //! heap back: empty spans return to their arena's free pages, the rest become orphans
@@ -21,14 +26,14 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arena::{Arena, ArenaInner};
 use crate::options;
 use crate::os::{self, PAGE_SIZE};
 use crate::pagemap;
 use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES, SMALL_LOOKUP_MAX};
-use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_FREEING, TF_COUNT_SHIFT, TF_FULL, TF_HEAD, TF_NORMAL, TF_ONE, TF_ORPHAN, TF_STATE};
+use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_COUNT_SHIFT, TF_HEAD, TF_NORMAL, TF_ONE, TF_ORPHAN, TF_STATE};
 use crate::sync::{Mutex, RawMutex};
 use crate::tls;
 
@@ -63,13 +68,21 @@ pub struct ThreadHeap {
     /// The span of each class whose `used` carries the +1 of being current (see
     /// `refresh_current`), or null.
     biased: PerClass<*mut Span>,
-    /// Spans set aside with no free block.
-    pub full: SpanList,
-    /// Blocks other threads freed into full spans of this heap.
-    delayed_free: AtomicPtr<Block>,
+    /// Spans of each class set aside with no free block.
+    pub full: PerClass<SpanList>,
     /// Slow-path refills, and when the spans were last purged (ms).
     refills: u32,
     last_purge: u64,
+    /// Held by the owner while it works on its span lists (every slow path), and by
+    /// another thread while it takes free spans from this heap (see "Idle heaps").
+    /// The fast paths do not take it.
+    pub lock: RawMutex,
+    /// When the owner last looked at the clock in its slow path (ms): how long it has
+    /// been idle.
+    active_ms: AtomicU64,
+    /// Links of the list of live heaps (`REGISTRY`).
+    reg_next: *mut ThreadHeap,
+    reg_prev: *mut ThreadHeap,
 }
 
 /// A statically allocated heap, shareable because the code that writes it holds a lock
@@ -102,10 +115,13 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         arena: ptr::null_mut(),
         queues: PerClass([const { SpanList::new() }; NUM_CLASSES]),
         biased: PerClass([ptr::null_mut(); NUM_CLASSES]),
-        full: SpanList::new(),
-        delayed_free: AtomicPtr::new(ptr::null_mut()),
+        full: PerClass([const { SpanList::new() }; NUM_CLASSES]),
         refills: 0,
         last_purge: 0,
+        lock: RawMutex::new(),
+        active_ms: AtomicU64::new(0),
+        reg_next: ptr::null_mut(),
+        reg_prev: ptr::null_mut(),
     }
 }
 
@@ -134,12 +150,18 @@ fn empty_span() -> *mut Span {
 // ---------------------------------------------------------------------------------
 
 /// The heap the slow path should use, creating the thread's heap on its first call.
-/// Null when no memory is left for one. The shared heap comes back locked; the
-/// caller releases it with `release`.
+/// Null when no memory is left for one. The heap comes back locked (the thread's own
+/// heap with its `lock`, the shared heap with SHARED_LOCK); the caller releases it
+/// with `release`.
 pub fn acquire() -> *mut ThreadHeap {
     let h = tls::heap();
     if h == EMPTY_HEAP.get() {
-        return create();
+        let h = create();
+        if !h.is_null() {
+            // SAFETY: our new heap.
+            unsafe { (*h).lock.lock() };
+        }
+        return h;
     }
     if h == DYING_HEAP.get() {
         SHARED_LOCK.lock();
@@ -152,14 +174,19 @@ pub fn acquire() -> *mut ThreadHeap {
         }
         return s;
     }
+    // SAFETY: the calling thread's live heap.
+    unsafe { (*h).lock.lock() };
     h
 }
 
-/// Undoes `acquire` for the shared heap.
+/// Undoes `acquire`.
 #[inline]
 pub fn release(h: *mut ThreadHeap) {
     if h == SHARED_HEAP.get() {
         SHARED_LOCK.unlock();
+    } else {
+        // SAFETY: a heap `acquire` locked.
+        unsafe { (*h).lock.unlock() };
     }
 }
 
@@ -177,6 +204,7 @@ fn create() -> *mut ThreadHeap {
         (*h).options_epoch = u32::MAX; // sync mode on first use
     }
     LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
+    register(h);
     tls::set_heap(h);
     // Both may allocate (pthread_atfork's list, a second-level key array): the TLS slot
     // already holds the new heap, so such a nested malloc finds it.
@@ -198,10 +226,12 @@ pub unsafe extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     let saved = os::errno();
     // Later allocations of this thread (other destructors) go to the shared heap.
     tls::set_heap(DYING_HEAP.get());
-    // SAFETY: `h` is this thread's heap, which nothing else touches but the atomic
-    // delayed-free list; after this call no span refers to it.
+    // SAFETY: `h` is this thread's heap; after this call no span refers to it.
     unsafe {
+        (*h).lock.lock();
         abandon(h);
+        (*h).lock.unlock();
+        unregister(h);
         HEAP_POOL.lock().free(h.cast());
     }
     LIVE_HEAPS.fetch_sub(1, Ordering::Relaxed);
@@ -297,19 +327,21 @@ impl ThreadHeap {
         for c in 0..NUM_CLASSES {
             // SAFETY: our own spans.
             self.queues[c].for_each(|s| unsafe { (*s).owner_tp = tag });
+            // SAFETY: as above.
+            self.full[c].for_each(|s| unsafe { (*s).owner_tp = tag });
             self.refresh_current(c);
         }
-        // SAFETY: as above.
-        self.full.for_each(|s| unsafe { (*s).owner_tp = tag });
     }
 
     /// A block of size class `class`, or null when out of memory.
     pub fn alloc_small(&mut self, class: usize) -> *mut u8 {
-        self.take_delayed_frees();
         self.maybe_purge();
         loop {
             let s = self.queues[class].head;
             if s.is_null() {
+                if self.rescue_full(class) {
+                    continue;
+                }
                 let fresh = self.new_span(class);
                 if fresh.is_null() {
                     return ptr::null_mut();
@@ -329,26 +361,12 @@ impl ThreadHeap {
                 // all out or pending, so `used` stays above 0 without the +1.)
                 self.queues[class].remove(s);
                 self.drop_bias(class, s);
-                if !self.try_set_full(s) {
-                    if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
-                        // Remote frees arrived since we looked: collect them.
-                        self.queues[class].push_front(s);
-                        continue;
-                    }
-                    // A remote free is mid-way (FREEING): keep the span, last.
-                    self.queues[class].push_back(s);
-                    if self.queues[class].head == s {
-                        // It is the only span: its thread_free will have blocks shortly,
-                        // but don't wait for them.
-                        let fresh = self.new_span(class);
-                        if fresh.is_null() {
-                            return ptr::null_mut();
-                        }
-                        self.queues[class].push_front(fresh);
-                    }
-                } else {
-                    self.full.push_front(s);
+                if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
+                    // Remote frees arrived since we looked: collect them.
+                    self.queues[class].push_front(s);
+                    continue;
                 }
+                self.set_full(s);
                 self.refresh_current(class);
             }
         }
@@ -394,22 +412,25 @@ impl ThreadHeap {
     /// Decay inside spans: once per DECAY_MS (looking at the clock every 64 refills),
     /// purge the spans this heap is not allocating from (purge.rs), so that pages
     /// freed inside them go back to the OS without any call from the program; give
-    /// back the spans that turn out empty; and let the arena decay its free pages
-    /// (its own clock only runs on span traffic, which a steady program may not have).
+    /// back the spans that turn out empty; take the free spans of idle heaps ("Idle
+    /// heaps" below); and let every arena decay its free pages (an arena's own clock
+    /// only runs on span traffic, which a steady program, or an arena whose threads
+    /// are idle, may not have).
     fn maybe_purge(&mut self) {
         self.refills = self.refills.wrapping_add(1);
         if self.refills % 64 != 0 {
             return;
         }
         let now = os::now_ms();
+        self.active_ms.store(now, Ordering::Relaxed);
         if now < self.last_purge + crate::arena::DECAY_MS {
             return;
         }
         self.last_purge = now;
         self.purge(false);
-        if !self.arena.is_null() {
-            // SAFETY: arenas are static.
-            unsafe { (*self.arena).lock().maybe_decay() };
+        reclaim_idle_heaps(self, now);
+        for a in crate::arena::ARENAS.iter().take(crate::init::arena_count()) {
+            a.lock().maybe_decay();
         }
     }
 
@@ -424,6 +445,7 @@ impl ThreadHeap {
     pub fn purge(&mut self, include_current: bool) -> usize {
         let mut bytes = 0;
         for c in 0..NUM_CLASSES {
+            self.rescue_full(c);
             let head = self.queues[c].head;
             let mut released = false;
             let mut s = head;
@@ -453,63 +475,49 @@ impl ThreadHeap {
         bytes
     }
 
-    /// Marks `s` (exhausted, unlinked) full if no remote free is pending or under way.
-    unsafe fn try_set_full(&mut self, s: *mut Span) -> bool {
+    /// Sets `s` (exhausted, unlinked from its queue) aside as full.
+    unsafe fn set_full(&mut self, s: *mut Span) {
         // SAFETY: the caller owns `s`.
         unsafe {
-            let tf = &(*s).thread_free;
-            let cur = tf.load(Ordering::Acquire);
-            if cur != TF_NORMAL {
-                return false; // blocks pending (collect them next time) or FREEING
-            }
-            if tf.compare_exchange(TF_NORMAL, TF_FULL, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                return false;
-            }
             (*s).in_full = true;
             // `used` is `capacity` now; hold it at full_hold() (see there).
             (*s).used = (*s).full_hold();
-            true
+            self.full[(*s).class as usize].push_front(s);
         }
     }
 
     /// Brings a full span back into its class queue (at the back, so the current span
     /// is used up first and a single free doesn't make the span flip in and out).
     unsafe fn unfull(&mut self, s: *mut Span) {
-        // SAFETY: the caller owns `s`, which is on the full list.
+        // SAFETY: the caller owns `s`, which is on its class's full list.
         unsafe {
             let sp = &mut *s;
             sp.leave_full();
-            // FULL -> NORMAL; if a remote free is mid-way (FREEING) it sets NORMAL itself.
-            let _ = sp.thread_free.compare_exchange(TF_FULL, TF_NORMAL, Ordering::AcqRel, Ordering::Acquire);
-            self.full.remove(s);
             let class = sp.class as usize;
+            self.full[class].remove(s);
             self.queues[class].push_back(s);
             self.refresh_current(class);
         }
     }
 
-    /// Frees, as owner, the blocks other threads handed over through the delayed list.
-    fn take_delayed_frees(&mut self) {
-        if self.delayed_free.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        let mut b = self.delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
-        while !b.is_null() {
-            // SAFETY: delayed blocks belong to spans of this heap (their span was FULL
-            // when handed over, and stays ours until we abandon, which drains this list).
+    /// Brings back the full spans of `class` that other threads freed blocks into.
+    /// True if there was one.
+    fn rescue_full(&mut self, class: usize) -> bool {
+        let mut found = false;
+        let mut s = self.full[class].head;
+        while !s.is_null() {
+            // SAFETY: our own spans on our full list; the successor is read before `s`
+            // may leave the list.
             unsafe {
-                let next = (*b).next;
-                let s = pagemap::lookup(b as usize);
-                if (*s).in_full {
-                    // The span's state went FULL -> NORMAL with this free, so the blocks
-                    // other threads free next go to its thread_free, which is collected
-                    // only from the queues: bring it back now.
+                let next = (*s).next;
+                if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
                     self.unfull(s);
+                    found = true;
                 }
-                self.free_local(s, b);
-                b = next;
+                s = next;
             }
         }
+        found
     }
 
     /// The owner's free of `b` into its span `s`, outside the fast path.
@@ -729,6 +737,168 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 }
 
 // ---------------------------------------------------------------------------------
+// Idle heaps: other threads give back the spans an idle thread's heap holds
+// ---------------------------------------------------------------------------------
+//
+// A thread that stops allocating (blocked in a syscall, waiting on a lock, sleeping)
+// never runs its slow path again, so the spans whose blocks other threads freed stay
+// in its heap, pending in their `thread_free`, however many megabytes that is. So once
+// per decay period each active thread looks at the heaps whose owners have not been
+// in their slow path for a decay period, and gives back to the arenas every span of
+// theirs that holds no block the program still has.
+//
+// Why this is safe without the owner: it takes the heap's `lock`, which the owner
+// holds in every slow path (with `try_lock`: a heap in use is skipped, and nobody
+// waits); the owner's fast paths touch only its current spans (never taken) and the
+// spans of blocks it frees, which must be out, and a span taken here has none: every
+// block of it that is not on its free list is on its `thread_free` list, as
+// `thread_free`'s count proves against `used` (read in that order: `used` only grows
+// by the owner's allocations, from current spans, and a block the count includes
+// stays pushed).
+
+/// The list of live thread heaps, for `reclaim_idle_heaps`.
+struct Registry {
+    head: *mut ThreadHeap,
+}
+// SAFETY: only used under its Mutex.
+unsafe impl Send for Registry {}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { head: ptr::null_mut() });
+
+fn register(h: *mut ThreadHeap) {
+    let mut r = REGISTRY.lock();
+    // SAFETY: `h` is a new heap on no list; the list's heaps are live (under the lock).
+    unsafe {
+        (*h).reg_prev = ptr::null_mut();
+        (*h).reg_next = r.head;
+        if !r.head.is_null() {
+            (*r.head).reg_prev = h;
+        }
+    }
+    r.head = h;
+}
+
+fn unregister(h: *mut ThreadHeap) {
+    let mut r = REGISTRY.lock();
+    // SAFETY: `h` and its neighbours are on the list (under the lock).
+    unsafe {
+        if (*h).reg_prev.is_null() {
+            r.head = (*h).reg_next;
+        } else {
+            (*(*h).reg_prev).reg_next = (*h).reg_next;
+        }
+        if !(*h).reg_next.is_null() {
+            (*(*h).reg_next).reg_prev = (*h).reg_prev;
+        }
+    }
+}
+
+/// Takes the free spans of every heap idle for a decay period (see above). `me` is
+/// the calling thread's heap, which it holds locked.
+fn reclaim_idle_heaps(me: *mut ThreadHeap, now: u64) {
+    let r = REGISTRY.lock();
+    let mut h = r.head;
+    while !h.is_null() {
+        // SAFETY: heaps on the list are live while we hold its lock (a heap leaves it
+        // before its record is freed); their locks order us with their owners.
+        unsafe {
+            let idle = now.saturating_sub((*h).active_ms.load(Ordering::Relaxed)) >= crate::arena::DECAY_MS;
+            if h != me && idle && (*h).lock.try_lock() {
+                (*h).give_back_free_spans();
+                (*h).lock.unlock();
+            }
+            h = (*h).reg_next;
+        }
+    }
+}
+
+impl ThreadHeap {
+    /// Gives back every span of this heap (not the caller's: see "Idle heaps") that
+    /// holds no block the program has. The caller holds `self.lock`.
+    fn give_back_free_spans(&mut self) {
+        for c in 0..NUM_CLASSES {
+            for list in [&mut self.queues[c] as *mut SpanList, &mut self.full[c]] {
+                // SAFETY: the heap is locked, so its lists hold still; their spans are
+                // valid, and the successor is read before `s` may leave the list.
+                unsafe {
+                    let mut s = (*list).head;
+                    while !s.is_null() {
+                        let next = (*s).next;
+                        self.give_back_if_free(s);
+                        s = next;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives `s`, a span of this heap (not the caller's), back to its arena if it
+    /// holds no block the program has and is not a current span. The caller holds
+    /// `self.lock`.
+    ///
+    /// # Safety
+    /// `s` is on one of this heap's lists.
+    unsafe fn give_back_if_free(&mut self, s: *mut Span) {
+        // SAFETY: per the contract; the heap's lists hold still under its lock.
+        unsafe {
+            let c = (*s).class as usize;
+            if s == self.biased[c] || s == self.current[c] || !all_blocks_pending(&*s) {
+                return;
+            }
+            if (*s).in_full {
+                self.full[c].remove(s);
+            } else {
+                self.queues[c].remove(s);
+            }
+            release_small_span(s);
+        }
+    }
+}
+
+/// A free by another thread just made every block of `s` pending on its
+/// `thread_free` (a span handed out whole, and freed whole elsewhere: a producer's
+/// blocks, or what a thread allocated before it went idle). Give the span back now
+/// rather than at the owner's next refill or the next decay, if its heap is not
+/// busy; `s` may have changed hands since the free (see `give_back_if_free`).
+#[cold]
+#[inline(never)]
+fn give_back_whole_span(s: *mut Span) {
+    // SAFETY: heap records are never unmapped (a pool), so locking the one `s` named
+    // is sound even if it was given back since; under its lock, `s` belongs to it
+    // only if `s.heap` still names it and `s` is not an orphan (abandon runs under the
+    // heap lock too).
+    unsafe {
+        let h = (*s).heap;
+        if h.is_null() || h == tls::heap() || !(*h).lock.try_lock() {
+            return;
+        }
+        if (*s).heap == h && (*s).tf_state() == TF_NORMAL {
+            // (free_remote leaves errno alone; releasing a span may make syscalls.)
+            let saved = os::errno();
+            (*h).give_back_if_free(s);
+            os::set_errno(saved);
+        }
+        (*h).lock.unlock();
+    }
+}
+
+/// Are all the blocks of `s` that are not on its free list on its `thread_free` list
+/// (so none is out)? When true, `thread_free` is closed, so no free pushes onto it
+/// any more. `s` is a span of a heap the caller holds locked, not its current span.
+fn all_blocks_pending(s: &Span) -> bool {
+    let word = s.thread_free.load(Ordering::Acquire);
+    if word & TF_HEAD == 0 || word & TF_STATE != TF_NORMAL {
+        return false;
+    }
+    let pending = (word >> TF_COUNT_SHIFT) as i32;
+    // SAFETY: `used` is the owner's, which may be writing it on its free fast path;
+    // a stale value only makes the comparison fail (see "Idle heaps").
+    let used = unsafe { ptr::read_volatile(&s.used) };
+    let not_free = if s.in_full { s.capacity as i32 - (s.full_hold() - used) } else { used };
+    not_free == pending && s.thread_free.compare_exchange(word, TF_ORPHAN, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+}
+
+// ---------------------------------------------------------------------------------
 // Frees that are not the owner's fast path
 // ---------------------------------------------------------------------------------
 
@@ -746,43 +916,21 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
         let tf = &(*s).thread_free;
         let mut cur = tf.load(Ordering::Acquire);
         loop {
-            match cur & TF_STATE {
-                TF_ORPHAN => return free_orphan(s, b),
-                TF_FULL => {
-                    match tf.compare_exchange_weak(cur, (cur & !TF_STATE) | TF_FREEING, Ordering::AcqRel, Ordering::Acquire) {
-                        Ok(_) => {
-                            // The owner heap cannot go away while we are FREEING (abandon waits).
-                            let heap = (*s).heap;
-                            let list = &(*heap).delayed_free;
-                            let mut head = list.load(Ordering::Relaxed);
-                            loop {
-                                (*b).next = head;
-                                match list.compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed) {
-                                    Ok(_) => break,
-                                    Err(now) => head = now,
-                                }
-                            }
-                            let mut c = tf.load(Ordering::Relaxed);
-                            loop {
-                                match tf.compare_exchange_weak(c, (c & !TF_STATE) | TF_NORMAL, Ordering::AcqRel, Ordering::Relaxed) {
-                                    Ok(_) => break,
-                                    Err(now) => c = now,
-                                }
-                            }
-                            return;
-                        }
-                        Err(now) => cur = now,
+            let state = cur & TF_STATE;
+            if state == TF_ORPHAN {
+                return free_orphan(s, b);
+            }
+            let head = cur & TF_HEAD;
+            (*b).next = if head == 0 { list_end() } else { head as *mut Block };
+            let pushed = b as usize | state | ((cur & !(TF_HEAD | TF_STATE)) + TF_ONE);
+            match tf.compare_exchange_weak(cur, pushed, Ordering::Release, Ordering::Acquire) {
+                Ok(_) => {
+                    if pushed >> TF_COUNT_SHIFT == (*s).capacity as usize {
+                        give_back_whole_span(s);
                     }
+                    return;
                 }
-                state => {
-                    let head = cur & TF_HEAD;
-                    (*b).next = if head == 0 { list_end() } else { head as *mut Block };
-                    let pushed = b as usize | state | ((cur & !(TF_HEAD | TF_STATE)) + TF_ONE);
-                    match tf.compare_exchange_weak(cur, pushed, Ordering::Release, Ordering::Acquire) {
-                        Ok(_) => return,
-                        Err(now) => cur = now,
-                    }
-                }
+                Err(now) => cur = now,
             }
         }
     }
@@ -853,28 +1001,15 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
             heap.set_current(c, empty_span());
         }
         for c in 0..NUM_CLASSES {
-            loop {
-                let s = heap.queues[c].pop_front();
-                if s.is_null() {
-                    break;
+            for list in [&mut heap.queues[c] as *mut SpanList, &mut heap.full[c]] {
+                loop {
+                    let s = (*list).pop_front();
+                    if s.is_null() {
+                        break;
+                    }
+                    orphan(s);
                 }
-                orphan(s);
             }
-        }
-        loop {
-            let s = heap.full.pop_front();
-            if s.is_null() {
-                break;
-            }
-            orphan(s);
-        }
-        // No delayed free can start now (every span is ORPHAN); the finished ones are
-        // on the list, and their spans are orphans: free them as such.
-        let mut b = heap.delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
-        while !b.is_null() {
-            let next = (*b).next;
-            free_orphan(pagemap::lookup(b as usize), b);
-            b = next;
         }
     }
 }
@@ -889,21 +1024,8 @@ unsafe fn orphan(s: *mut Span) {
         }
         let arena = sp.arena;
         let mut a = (*arena).lock();
-        // State -> ORPHAN, waiting out a remote free that is between FREEING and
-        // NORMAL (it does not need this lock), and collect what was pushed.
-        let tf = &sp.thread_free;
-        let mut cur = tf.load(Ordering::Acquire);
-        loop {
-            if cur & TF_STATE == TF_FREEING {
-                core::hint::spin_loop();
-                cur = tf.load(Ordering::Acquire);
-                continue;
-            }
-            match tf.compare_exchange_weak(cur, TF_ORPHAN, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
+        // State -> ORPHAN, and collect what was pushed.
+        let cur = sp.thread_free.swap(TF_ORPHAN, Ordering::AcqRel);
         take_remote_list(sp, cur);
         sp.owner_tp = 0;
         sp.heap = ptr::null_mut();
@@ -948,8 +1070,12 @@ pub fn purge_for_trim() -> usize {
     let mut bytes = 0;
     let h = tls::heap();
     if h != EMPTY_HEAP.get() && h != DYING_HEAP.get() {
-        // SAFETY: the calling thread's own heap.
-        bytes += unsafe { (*h).purge(true) };
+        // SAFETY: the calling thread's own heap, locked for its span lists.
+        unsafe {
+            (*h).lock.lock();
+            bytes += (*h).purge(true);
+            (*h).lock.unlock();
+        }
     }
     for a in crate::arena::ARENAS.iter().take(crate::init::arena_count()) {
         let a = a.lock();
@@ -968,6 +1094,25 @@ pub fn for_each_meta_chunk(f: impl FnMut(usize, usize)) {
 
 pub fn reset_pools_after_fork() {
     crate::fork::reset_pool_after_fork(&HEAP_POOL, core::mem::size_of::<ThreadHeap>());
+    // The other threads' heaps are gone with their threads (their spans stay where
+    // they are): the child's registry holds its own heap alone.
+    if REGISTRY.raw().is_locked() {
+        REGISTRY.raw().reset();
+    }
+    let me = tls::heap();
+    let mut r = REGISTRY.lock();
+    r.head = ptr::null_mut();
+    if me != EMPTY_HEAP.get() && me != DYING_HEAP.get() {
+        // SAFETY: the child's own heap; its old links pointed at heaps of the parent's
+        // other threads.
+        unsafe {
+            (*me).reg_next = ptr::null_mut();
+            (*me).reg_prev = ptr::null_mut();
+            (*me).lock.reset();
+        }
+        r.head = me;
+    }
+    drop(r);
     if SHARED_LOCK.is_locked() {
         SHARED_LOCK.reset();
         // SAFETY: the child is single-threaded; the shared heap's old spans are leaked.
