@@ -85,8 +85,8 @@ pub unsafe fn free(p: *mut u8) {
             Block::put(b, span, (*span).free);
             (*span).free = b;
             // `used` >= 1 here (this block is out), so it reaches 0 exactly when the span
-            // is empty or was set aside as full and enough of its blocks came back
-            // (its count is then held at Span::full_hold).
+            // is empty or was set aside as full (its count is then held at
+            // Span::full_hold).
             (*span).used -= 1;
             if (*span).used != 0 {
                 return;

@@ -248,13 +248,13 @@ impl Span {
     }
 
     /// What `used` is held at while the owner holds the span as full (`capacity` blocks
-    /// out): a quarter of its blocks. The owner's local frees count it down, and the
-    /// one that reaches 0 brings the span back to its queue with that many free blocks,
-    /// so a span does not go round full -> queue -> full for every block freed into
-    /// it (each round is a trip through the slow paths of both malloc and free).
+    /// out): 1, so that the owner's first local free brings the span back to its queue.
+    /// (Holding more, a quarter of the blocks, saved larson 5% of its instructions, a
+    /// span no longer going round full -> queue -> full for every block freed into it,
+    /// but cost cfrac 12% of its peak RSS: spans set aside with free blocks in them.)
     #[inline]
     pub fn full_hold(&self) -> i32 {
-        (self.capacity / 4).max(1) as i32
+        1
     }
 
     /// Takes a span its owner held as full back to a plain count: `used` was held at

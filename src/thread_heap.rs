@@ -8,11 +8,11 @@
 //! stack, which the owner collects in one swap when its free list runs dry.
 //!
 //! A span with no free block left is set aside ("full") so refills don't walk it;
-//! its owner's frees bring it back once a quarter of its blocks are free (the free
-//! fast path notices through the `used` bias, see `Span::full_hold`). Other threads'
-//! frees into it go to its `thread_free` like any other; the owner looks at its full
-//! spans of a class for those before it takes a new span for the class
-//! (`rescue_full`), and once per decay period.
+//! its owner's first free brings it back (the free fast path notices through the
+//! `used` bias, see `Span::full_hold`). Other threads' frees into it go to its
+//! `thread_free` like any other; the owner looks at its full spans of a class for
+//! those before it takes a new span for the class (`rescue_full`), and once per decay
+//! period.
 //!
 //! The owner holds its heap's lock in its slow paths, never in its fast paths: the
 //! lock is there so that another thread can take the free spans of a heap whose
