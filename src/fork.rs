@@ -6,13 +6,21 @@
 //! waits for one of ours inside `malloc` blocks the forking thread, which holds ours
 //! and waits for stdio. jemalloc and tcmalloc hang this way.
 //!
-//! oxmalloc takes no lock around fork. In the child, which has only the forking
+//! oxmalloc takes no shared lock around fork. In the child, which has only the forking
 //! thread, every allocator lock still held belonged to a thread that no longer exists
 //! and may have been interrupted mid-update: the child resets that lock and rebuilds
 //! what it guarded from scratch (an arena starts empty under a new generation, so spans
 //! carved before are never given back to it; a record pool starts a new chunk). The
 //! memory involved stays mapped and unused in the child. Everything else is either the
 //! forking thread's own (its heap) or updated with single atomic operations.
+//!
+//! The one lock the prepare handler waits for is the forking thread's own heap lock,
+//! which another thread may hold for a moment while it takes free spans from the heap
+//! (thread_heap.rs, "Idle heaps"): the child must not inherit the heap's lists half
+//! rewritten. The handler pins the heap (others leave it alone until the fork is
+//! over) and waits for the lock once; it does not hold it. The thread it may wait for
+//! waits for nothing but arena locks, whose holders are inside oxmalloc and never wait
+//! for stdio, so this cannot close the cycle described above.
 //!
 //! One thing must not happen *during* fork: moving the break. Linux's fork copies the
 //! parent's `brk` value before it locks and copies the mappings, so a `brk()` running
@@ -50,6 +58,7 @@ pub fn brk_section<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 extern "C" fn prepare() {
+    crate::thread_heap::pin_own_heap(true);
     FORKING.fetch_add(1, SeqCst);
     while BRK_IN_FLIGHT.load(SeqCst) != 0 {
         core::hint::spin_loop();
@@ -58,6 +67,7 @@ extern "C" fn prepare() {
 
 extern "C" fn parent() {
     FORKING.fetch_sub(1, SeqCst);
+    crate::thread_heap::pin_own_heap(false);
 }
 
 pub(crate) fn reset_pool_after_fork(pool: &Mutex<Pool>, item: usize) {

@@ -26,7 +26,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arena::{Arena, ArenaInner};
 use crate::options;
@@ -80,6 +80,8 @@ pub struct ThreadHeap {
     /// When the owner last looked at the clock in its slow path (ms): how long it has
     /// been idle.
     active_ms: AtomicU64,
+    /// Set by the owner around fork: other threads leave this heap alone.
+    pinned: AtomicBool,
     /// Links of the list of live heaps (`REGISTRY`).
     reg_next: *mut ThreadHeap,
     reg_prev: *mut ThreadHeap,
@@ -120,6 +122,7 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         last_purge: 0,
         lock: RawMutex::new(),
         active_ms: AtomicU64::new(0),
+        pinned: AtomicBool::new(false),
         reg_next: ptr::null_mut(),
         reg_prev: ptr::null_mut(),
     }
@@ -804,7 +807,9 @@ fn reclaim_idle_heaps(me: *mut ThreadHeap, now: u64) {
         unsafe {
             let idle = now.saturating_sub((*h).active_ms.load(Ordering::Relaxed)) >= crate::arena::DECAY_MS;
             if h != me && idle && (*h).lock.try_lock() {
-                (*h).give_back_free_spans();
+                if !(*h).pinned.load(Ordering::SeqCst) {
+                    (*h).give_back_free_spans();
+                }
                 (*h).lock.unlock();
             }
             h = (*h).reg_next;
@@ -872,7 +877,7 @@ fn give_back_whole_span(s: *mut Span) {
         if h.is_null() || h == tls::heap() || !(*h).lock.try_lock() {
             return;
         }
-        if (*s).heap == h && (*s).tf_state() == TF_NORMAL {
+        if (*s).heap == h && (*s).tf_state() == TF_NORMAL && !(*h).pinned.load(Ordering::SeqCst) {
             // (free_remote leaves errno alone; releasing a span may make syscalls.)
             let saved = os::errno();
             (*h).give_back_if_free(s);
@@ -1092,6 +1097,26 @@ pub fn for_each_meta_chunk(f: impl FnMut(usize, usize)) {
     HEAP_POOL.lock().for_each_chunk(f);
 }
 
+/// Around fork (fork.rs): keeps other threads from taking spans of the calling
+/// thread's heap (`pin`), waiting for one that is at it; or lets them again. The
+/// lock is not held across the fork: the forking thread may still allocate (another
+/// library's fork handler may).
+pub fn pin_own_heap(pin: bool) {
+    let h = tls::heap();
+    if h == EMPTY_HEAP.get() || h == DYING_HEAP.get() {
+        return;
+    }
+    // SAFETY: the calling thread's live heap.
+    unsafe {
+        (*h).pinned.store(pin, Ordering::SeqCst);
+        if pin {
+            // Whoever takes the lock after this sees the pin (it is read under the lock).
+            (*h).lock.lock();
+            (*h).lock.unlock();
+        }
+    }
+}
+
 pub fn reset_pools_after_fork() {
     crate::fork::reset_pool_after_fork(&HEAP_POOL, core::mem::size_of::<ThreadHeap>());
     // The other threads' heaps are gone with their threads (their spans stay where
@@ -1104,11 +1129,12 @@ pub fn reset_pools_after_fork() {
     r.head = ptr::null_mut();
     if me != EMPTY_HEAP.get() && me != DYING_HEAP.get() {
         // SAFETY: the child's own heap; its old links pointed at heaps of the parent's
-        // other threads.
+        // other threads. (Its lists are whole: no other thread was at them during the
+        // fork, see pin_own_heap.)
         unsafe {
             (*me).reg_next = ptr::null_mut();
             (*me).reg_prev = ptr::null_mut();
-            (*me).lock.reset();
+            (*me).pinned.store(false, Ordering::Relaxed);
         }
         r.head = me;
     }
