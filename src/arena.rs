@@ -164,6 +164,10 @@ impl Arena {
         self.inner.lock()
     }
 
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, ArenaInner>> {
+        self.inner.try_lock()
+    }
+
     pub fn as_ptr(&self) -> *mut Arena {
         self as *const Arena as *mut Arena
     }
@@ -187,12 +191,17 @@ impl ArenaInner {
     /// `arena`, `region` and `zeroed` set and nothing mapped to it in the page map.
     /// Null when out of memory.
     pub fn alloc_run(&mut self, arena: *mut Arena, pages: usize, align: usize) -> *mut Span {
+        self.alloc_run_or_grow(arena, pages, align, true)
+    }
+
+    /// `alloc_run`, growing the arena only if `grow` (else null when no free run fits).
+    pub fn alloc_run_or_grow(&mut self, arena: *mut Arena, pages: usize, align: usize, grow: bool) -> *mut Span {
         self.maybe_decay();
         let extra = (align >> PAGE_SHIFT).saturating_sub(1);
         let want = pages + extra;
         let mut run = self.find_run(want);
         if run.is_null() {
-            if !self.grow(want) {
+            if !grow || !self.grow(want) {
                 return ptr::null_mut();
             }
             run = self.find_run(want);

@@ -94,6 +94,12 @@ impl<T> Mutex<T> {
         MutexGuard { mutex: self }
     }
 
+    /// The lock if it is free; never waits.
+    #[inline]
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.raw.try_lock().then_some(MutexGuard { mutex: self })
+    }
+
     pub fn raw(&self) -> &RawMutex {
         &self.raw
     }

@@ -574,14 +574,43 @@ impl ThreadHeap {
         }
     }
 
-    /// A span of class `class` for this heap: an orphan of its arena if one has free
-    /// blocks, else freshly carved pages. Null when out of memory.
+    /// A span of class `class` for this heap: an orphan of its arena with free blocks,
+    /// an empty span its arena keeps ready, or free pages of the arena; failing those,
+    /// the same from the other arenas (when their locks are free: a span carries its
+    /// arena, and goes back to it), before the heap's own arena grows. Null when out
+    /// of memory.
     fn new_span(&mut self, class: usize) -> *mut Span {
-        let arena = self.arena;
+        let own = self.arena;
+        let s = self.span_from(own, class, false, true);
+        if !s.is_null() {
+            return s;
+        }
+        for other in crate::arena::ARENAS.iter().take(crate::init::arena_count()) {
+            if other.as_ptr() != own {
+                let s = self.span_from(other.as_ptr(), class, false, false);
+                if !s.is_null() {
+                    return s;
+                }
+            }
+        }
+        self.span_from(own, class, true, true)
+    }
+
+    /// `new_span`'s look at one arena: waiting for its lock or not (`wait`), growing it
+    /// or not (`grow`).
+    fn span_from(&mut self, arena: *mut Arena, class: usize, grow: bool, wait: bool) -> *mut Span {
         let tag = self.owner_tag();
         let me: *mut ThreadHeap = self;
         // SAFETY: arenas are static.
-        let mut a = unsafe { (*arena).lock() };
+        let arena_ref = unsafe { &*arena };
+        let mut a = if wait {
+            arena_ref.lock()
+        } else {
+            match arena_ref.try_lock() {
+                Some(a) => a,
+                None => return ptr::null_mut(),
+            }
+        };
         let orphan = a.orphans[class].pop_front();
         if !orphan.is_null() {
             // SAFETY: orphans are valid spans of this arena, in state ORPHAN with an
@@ -607,7 +636,7 @@ impl ThreadHeap {
             return cached;
         }
         let shape = span_of(class);
-        let s = a.alloc_run(arena, shape.pages as usize, PAGE_SIZE);
+        let s = a.alloc_run_or_grow(arena, shape.pages as usize, PAGE_SIZE, grow);
         if s.is_null() {
             return s;
         }
