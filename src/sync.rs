@@ -97,7 +97,13 @@ impl<T> Mutex<T> {
     /// The lock if it is free; never waits.
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then_some(MutexGuard { mutex: self })
+        // Not `then_some`: its argument is built either way, and dropping a guard that
+        // was never the lock's would unlock it under its holder.
+        if self.raw.try_lock() {
+            Some(MutexGuard { mutex: self })
+        } else {
+            None
+        }
     }
 
     pub fn raw(&self) -> &RawMutex {
