@@ -6,7 +6,9 @@
 //! order: a thread heap's `lock` (its owner's slow paths; the fast paths take none),
 //! the registry of heaps, other heaps' locks (only with `try_lock`, see thread_heap.rs
 //! "Idle heaps"), `Arena::lock`, `meta::LOCK`.
-//! Fork does not take them (see fork.rs): the child resets any lock found held.
+//! Fork holds none of them across the fork (the prepare handler only waits once for
+//! the forking thread's own heap lock, see fork.rs): the child resets any lock found
+//! held.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
