@@ -692,7 +692,8 @@ fn take_remote_list(s: &mut Span, word: usize) {
         return;
     }
     let n = (word >> TF_COUNT_SHIFT) as i32;
-    if n > s.used && !s.in_full {
+    // (Never called on a span held as full: callers take it off the full list first.)
+    if n > s.used {
         // More blocks came back than were out: one came back twice.
         os::fatal_misuse("free", "double free (a block freed twice by other threads) in the span at", s.start);
     }
