@@ -40,10 +40,7 @@ static int n_checks, n_failed;
         }                                                                     \
     } while (0)
 
-static void *(*volatile v_malloc)(size_t) = malloc;
-static void (*volatile v_free)(void *) = free;
-static void *(*volatile v_realloc)(void *, size_t) = realloc;
-static size_t (*volatile v_usable)(void *) = malloc_usable_size;
+#include "vcalls.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static uint64_t next(void) {

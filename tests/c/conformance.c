@@ -64,19 +64,7 @@ static enum impl impl;
 static const char *impl_name = "?";
 static const char *malloc_file = "?";
 
-/* Calls go through volatile function pointers so that gcc can neither elide
- * malloc/free pairs nor fold "malloc(SIZE_MAX) == NULL" at compile time. */
-static void *(*volatile v_malloc)(size_t) = malloc;
-static void (*volatile v_free)(void *) = free;
-static void *(*volatile v_calloc)(size_t, size_t) = calloc;
-static void *(*volatile v_realloc)(void *, size_t) = realloc;
-static void *(*volatile v_reallocarray)(void *, size_t, size_t) = reallocarray;
-static int (*volatile v_posix_memalign)(void **, size_t, size_t) = posix_memalign;
-static void *(*volatile v_aligned_alloc)(size_t, size_t) = aligned_alloc;
-static void *(*volatile v_memalign)(size_t, size_t) = memalign;
-static void *(*volatile v_valloc)(size_t) = valloc;
-static void *(*volatile v_pvalloc)(size_t) = pvalloc;
-static size_t (*volatile v_usable)(void *) = malloc_usable_size;
+#include "vcalls.h"
 
 static size_t page;
 

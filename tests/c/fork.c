@@ -34,11 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void *(*volatile v_malloc)(size_t) = malloc;
-static void (*volatile v_free)(void *) = free;
-static void *(*volatile v_calloc)(size_t, size_t) = calloc;
-static void *(*volatile v_realloc)(void *, size_t) = realloc;
-static int (*volatile v_posix_memalign)(void **, size_t, size_t) = posix_memalign;
+#include "vcalls.h"
 
 static const char *mode = "?";
 #define FAILF(...)                                                           \

@@ -43,7 +43,7 @@ static const char *file_of(void *addr) {
     return info.dli_fname;
 }
 
-static size_t (*volatile v_usable)(void *) = malloc_usable_size;
+#include "vcalls.h"
 /* oxmalloc's own usable-size entry point: only meaningful for oxmalloc blocks. */
 static size_t (*ox_usable)(void *);
 

@@ -37,14 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void *(*volatile v_malloc)(size_t) = malloc;
-static void (*volatile v_free)(void *) = free;
-static void *(*volatile v_calloc)(size_t, size_t) = calloc;
-static void *(*volatile v_realloc)(void *, size_t) = realloc;
-static int (*volatile v_posix_memalign)(void **, size_t, size_t) = posix_memalign;
-static void *(*volatile v_aligned_alloc)(size_t, size_t) = aligned_alloc;
-static void *(*volatile v_memalign)(size_t, size_t) = memalign;
-static size_t (*volatile v_usable)(void *) = malloc_usable_size;
+#include "vcalls.h"
 
 #define MAX_THREADS 64
 #define MAX_LIVE 1000

@@ -28,9 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void *(*volatile v_malloc)(size_t) = malloc;
-static void (*volatile v_free)(void *) = free;
-static size_t (*volatile v_usable)(void *) = malloc_usable_size;
+#include "vcalls.h"
 
 static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *mode = "?";
