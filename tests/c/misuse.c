@@ -67,6 +67,15 @@ static void in_thread(void *p, int times) {
     pthread_join(th, NULL);
 }
 
+/* A block of `n` bytes, written, shown, freed twice. */
+static void double_free(size_t n) {
+    char *p = malloc(n);
+    memset(p, 1, n);
+    show(p);
+    free(p);
+    free(opaque(p));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: misuse MODE\n");
@@ -74,23 +83,11 @@ int main(int argc, char **argv) {
     }
     const char *m = argv[1];
     if (!strcmp(m, "double-small")) {
-        char *p = malloc(32);
-        memset(p, 1, 32);
-        show(p);
-        free(p);
-        free(opaque(p));
+        double_free(32);
     } else if (!strcmp(m, "double-100k")) {
-        char *p = malloc(100000);
-        memset(p, 1, 100000);
-        show(p);
-        free(p);
-        free(opaque(p));
+        double_free(100000);
     } else if (!strcmp(m, "double-4m")) {
-        char *p = malloc(4 << 20);
-        memset(p, 1, 4 << 20);
-        show(p);
-        free(p);
-        free(opaque(p));
+        double_free(4 << 20);
     } else if (!strcmp(m, "double-remote")) {
         char *p = malloc(48);
         memset(p, 1, 48);
