@@ -8,13 +8,13 @@
 # has everything does no network access at all. `apt-get update` runs at most once,
 # and only if something has to be installed.
 #
-# Exit status: non-zero only if a package the tests need (gcc, libc6-dev, binutils,
+# Exit status: non-zero only if a package the tests need (gcc, g++, libc6-dev, binutils,
 # python3, perl) is still missing at the end. Missing optional packages (valgrind,
 # peers, bench tools) are reported but do not fail the script.
 set -uo pipefail
 
 # Needed by `cargo test --release` (C test programs, helper scripts).
-REQUIRED=(gcc libc6-dev binutils python3 perl)
+REQUIRED=(gcc g++ libc6-dev binutils python3 perl)
 # Wanted by tests/scripts that count instructions; tests skip without them.
 OPTIONAL=(valgrind)
 # --peers: allocators to compare against and tools the benchmarks use.
@@ -49,7 +49,7 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
     log "dpkg-query not found: this script only knows Debian/Ubuntu."
     # Best effort: check the commands the tests need.
     rc=0
-    for c in gcc ld python3 perl; do
+    for c in gcc g++ ld python3 perl; do
         command -v "$c" >/dev/null 2>&1 || { log "missing required command: $c"; rc=1; }
     done
     exit $rc

@@ -1,5 +1,5 @@
 //! Real programs give byte-identical stdout and the same exit status with and without
-//! `LD_PRELOAD=liboxmalloc.so`. gcc and python3 must be installed; perl, sort, awk, ls,
+//! `LD_PRELOAD=liboxmalloc.so`. gcc, g++ and python3 must be installed; perl, sort, awk, ls,
 //! sha256sum are skipped (with a message) when missing.
 mod common;
 
@@ -331,6 +331,45 @@ fn gcc_compiles_identically() {
     let b = same_output("program built under oxmalloc", &|| Command::new(&p1), None);
     assert_eq!(a, b, "the two compiled programs print different results");
     assert!(String::from_utf8_lossy(&a).contains(" 5000 "), "unexpected program output {:?}", String::from_utf8_lossy(&a));
+}
+
+/// A C++ program (tests/c/cxx.cpp: operator new and delete of every kind, containers,
+/// iostreams, exceptions, shared pointers, objects built and destroyed in different
+/// std::threads) prints the same with and without the preload, and under it the
+/// blocks of every kind of new are oxmalloc's.
+#[test]
+fn cxx_program_new_and_delete() {
+    let exe = compile_c("cxx", &[]);
+    let out = same_output("cxx", &|| cmd(&exe, &["8"]), None);
+    let text = String::from_utf8_lossy(&out);
+    for want in ["misaligned=0 ", "nothrow=null bad_alloc=1", "handoff destroyed=36000 ", "exceptions=360", "failures 0"] {
+        assert!(text.contains(want), "cxx: no {want:?} in its output:\n{text}");
+    }
+    let ox = run(cmd(&exe, &["8"]), &Preload::Oxmalloc, TIMEOUT);
+    assert!(
+        ox.success() && ox.stderr_str().contains("oxmalloc loaded: 6 of 6 checks of new gave oxmalloc blocks"),
+        "cxx: operator new did not hand out oxmalloc's blocks:\n{}",
+        ox.describe()
+    );
+}
+
+/// g++ (cc1plus, a C++ program itself) compiles tests/c/cxx.cpp to an identical object
+/// file under oxmalloc.
+#[test]
+fn gxx_compiles_identically() {
+    require("g++");
+    let dir = TempDir::new("gxx");
+    let src = repo_dir().join("tests").join("c").join("cxx.cpp");
+    let mut objects = Vec::new();
+    for (tag, preload) in [("glibc", Preload::None), ("oxmalloc", Preload::Oxmalloc)] {
+        let obj = dir.join(format!("cxx-{tag}.o"));
+        let mut c = Command::new("g++");
+        c.args(["-O2", "-g", "-std=c++17", "-c"]).arg(&src).arg("-o").arg(&obj).current_dir(dir.path());
+        let out = run(c, &preload, TIMEOUT);
+        assert!(out.success(), "g++ -c under {} failed:\n{}", preload.label(), out.describe());
+        objects.push(fs::read(&obj).unwrap());
+    }
+    assert!(objects[0] == objects[1], "g++ -O2 -g -c produced different object files with and without oxmalloc");
 }
 
 /// Shell pipelines: every process of the pipeline is preloaded.

@@ -151,13 +151,20 @@ pub fn which(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Compiles `tests/c/<name>.c` (with `cc -O2 -g -Wall -pthread <extra>`) and returns the
-/// executable's path. Cached by a hash of the source text and the flags.
+/// Compiles `tests/c/<name>.c` (with `cc -O2 -g -Wall -pthread <extra>`), or
+/// `tests/c/<name>.cpp` (with `c++ ... -std=c++17`), and returns the executable's path.
+/// Cached by a hash of the source text and the flags.
 pub fn compile_c(name: &str, extra: &[&str]) -> PathBuf {
-    let src = repo_dir().join("tests").join("c").join(format!("{name}.c"));
+    let dir = repo_dir().join("tests").join("c");
+    let cxx = !dir.join(format!("{name}.c")).is_file() && dir.join(format!("{name}.cpp")).is_file();
+    let src = dir.join(format!("{name}.{}", if cxx { "cpp" } else { "c" }));
     let text = fs::read(&src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let (var, default) = if cxx { ("CXX", "c++") } else { ("CC", "cc") };
+    let cc = std::env::var(var).unwrap_or_else(|_| default.to_string());
     let mut flags: Vec<String> = ["-O2", "-g", "-Wall", "-pthread"].iter().map(|s| s.to_string()).collect();
+    if cxx {
+        flags.push("-std=c++17".to_string());
+    }
     let mut libs: Vec<String> = Vec::new();
     for e in extra {
         if e.starts_with("-l") {
@@ -186,7 +193,7 @@ pub fn compile_c(name: &str, extra: &[&str]) -> PathBuf {
         return out;
     }
     if which(&cc).is_none() && !have_program(&cc) {
-        panic!("C compiler `{cc}` not found: the integration tests need gcc (apt-get install -y gcc)");
+        panic!("compiler `{cc}` not found: the integration tests need gcc and g++ (scripts/install-deps.sh)");
     }
     let n = TMP_COUNTER.fetch_add(1, Ordering::SeqCst);
     let tmp = bin_dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
@@ -198,7 +205,7 @@ pub fn compile_c(name: &str, extra: &[&str]) -> PathBuf {
         .args(&libs)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run C compiler `{cc}`: {e} (the tests need gcc installed)"));
+        .unwrap_or_else(|e| panic!("cannot run compiler `{cc}`: {e} (the tests need gcc and g++: scripts/install-deps.sh)"));
     if !res.status.success() {
         let _ = fs::remove_file(&tmp);
         panic!(
