@@ -275,20 +275,30 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
 #[cold]
 #[inline(never)]
 pub unsafe fn free_slow(p: *mut u8) {
+    // The common case here first: a block of another thread's span (or of an orphan,
+    // whose owner is 0), checked as `owning_span` checks it but without its messages;
+    // anything else, NULL included (NO_SPAN has no blocks), goes the long way below.
+    // It makes no syscall (an orphan's free, which may, keeps errno itself): no errno
+    // to keep.
+    // SAFETY: lookup_fast gives a live record (NO_SPAN at worst); a block start of a
+    // small span lies in its mapped pages, so its first word is readable.
+    unsafe {
+        let span = pagemap::lookup_fast(p as usize);
+        if (*span).kind == Kind::Small
+            && (*span).is_block_start(p as usize)
+            && !Block::is_marked(p.cast(), span)
+            && (*span).owner_tp & !1 != tls::thread_pointer()
+            && !crate::check::enabled()
+        {
+            return thread_heap::free_remote(span, p.cast());
+        }
+    }
     if p.is_null() {
         return;
     }
     // SAFETY: owning_span validated `p` against its span.
     unsafe {
         let span = owning_span(p, "free");
-        // The common case here, a block of another thread's span, makes no syscall (an
-        // orphan's free, which may, keeps errno itself): no errno to keep.
-        if (*span).kind == Kind::Small && !crate::check::enabled() {
-            let owner = (*span).owner_tp;
-            if owner & !1 != tls::thread_pointer() || owner == 0 {
-                return thread_heap::free_remote(span, p.cast());
-            }
-        }
         let saved = os::errno();
         free_checked(p, span);
         os::set_errno(saved);
