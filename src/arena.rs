@@ -42,6 +42,11 @@ const RUN_BINS: usize = 128;
 pub const DECAY_MS: u64 = 1000;
 const DECAY_CHECK_MS: u64 = 100;
 
+/// The most a brk heap keeps at its top beyond M_TOP_PAD when it trims (see
+/// `ArenaInner::top_keep`): glibc's ceiling for its dynamic trim threshold (twice the
+/// 32 MiB ceiling of the dynamic mmap threshold).
+const TOP_KEEP_MAX: usize = 64 << 20;
+
 /// Empty spans of small blocks an arena keeps ready, laid out and in the page map, so
 /// that a new thread (or a class filling up again) takes one without carving pages or
 /// faulting them in: at most SPAN_CACHE_SPANS of them holding at most SPAN_CACHE_MAX
@@ -105,6 +110,22 @@ pub struct ArenaInner {
     index: usize,
     /// When decay last looked at the free runs (ms, os::now_ms).
     last_decay: u64,
+    /// Bytes a trim of the brk heap keeps at the top beyond M_TOP_PAD, learned: a
+    /// program that frees the top of the heap and allocates it again within DECAY_MS
+    /// (a loop over large buffers) would otherwise have the break lowered and raised,
+    /// and every page faulted in again, on every turn. When the break has to be raised
+    /// within DECAY_MS of a trim, the trim gave back memory the program still uses, so
+    /// later trims keep that much more (up to TOP_KEEP_MAX). A decay period without
+    /// such a miss forgets it; the kept pages are decommitted by decay like any free
+    /// run, so the RSS goes back down the same way. Only with the dynamic mmap threshold:
+    /// a program that set M_TRIM_THRESHOLD or M_TOP_PAD gets exactly what it asked for,
+    /// as it does from glibc, whose trim it reproduces.
+    top_keep: usize,
+    /// The last trim of the brk heap (ms, 0 if none since the last miss) and its size.
+    trimmed_at: u64,
+    trimmed_bytes: usize,
+    /// When a trim last gave back memory that was needed again (ms).
+    top_missed_at: u64,
 }
 
 // SAFETY: raw pointers inside are only followed under the arena lock.
@@ -138,6 +159,10 @@ impl ArenaInner {
             generation: 0,
             index: 0,
             last_decay: 0,
+            top_keep: 0,
+            trimmed_at: 0,
+            trimmed_bytes: 0,
+            top_missed_at: 0,
         }
     }
 }
@@ -566,10 +591,13 @@ impl ArenaInner {
                 if (*s).bytes() < opts.trim_threshold {
                     return false;
                 }
-                let release = os::page_round_down((*s).bytes().saturating_sub(opts.top_pad));
+                let keep = if opts.dynamic_threshold { opts.top_pad + self.top_keep } else { opts.top_pad };
+                let release = os::page_round_down((*s).bytes().saturating_sub(keep));
                 if !self.lower_break(release) {
                     return false;
                 }
+                self.trimmed_at = os::now_ms();
+                self.trimmed_bytes = release;
                 (*s).pages -= release >> PAGE_SHIFT;
                 if (*s).pages == 0 {
                     span::delete_span(s);
@@ -673,6 +701,7 @@ impl ArenaInner {
 
     fn grow_brk_now(&mut self, need: usize, arena: *mut Arena) -> bool {
         let opts = options::get();
+        self.learn_top_keep(opts.dynamic_threshold);
         let size = os::page_round_up(need + opts.top_pad);
         let cur = os::brk_now();
         // SAFETY: brk_region, when set, is one of our regions.
@@ -754,9 +783,27 @@ impl ArenaInner {
         true
     }
 
+    /// The break is about to be raised: if a trim gave memory back less than DECAY_MS
+    /// ago, it was memory the program still needed; keep that much from now on (see
+    /// `top_keep`).
+    fn learn_top_keep(&mut self, dynamic: bool) {
+        if self.trimmed_at == 0 {
+            return;
+        }
+        let now = os::now_ms();
+        if dynamic && now < self.trimmed_at + DECAY_MS {
+            self.top_keep = (2 * self.top_keep).max(self.trimmed_bytes).min(TOP_KEEP_MAX);
+            self.top_missed_at = now;
+        }
+        self.trimmed_at = 0;
+    }
+
     /// Decommits the free runs that have been dirty for DECAY_MS, at most every
     /// DECAY_CHECK_MS (see DECAY_MS).
     pub fn maybe_decay(&mut self) {
+        if self.top_keep != 0 && os::now_ms() >= self.top_missed_at + DECAY_MS {
+            self.top_keep = 0;
+        }
         if self.free_bytes == self.decommitted_bytes && self.span_cache_bytes == 0 {
             return;
         }

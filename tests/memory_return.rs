@@ -6,8 +6,14 @@ use common::*;
 use std::time::Duration;
 
 fn run_mode(mode: &str, preload: Preload) -> String {
+    run_mode_args(&[mode], preload)
+}
+
+/// `run_mode` with arguments after the mode.
+fn run_mode_args(args: &[&str], preload: Preload) -> String {
+    let mode = args[0];
     let exe = compile_c("memory_return", &[]);
-    let out = run(cmd(&exe, &[mode]), &preload, Duration::from_secs(120));
+    let out = run(cmd(&exe, args), &preload, Duration::from_secs(120));
     let summary = summary_line(&out, &format!("SUMMARY memory-return-{mode}")).unwrap_or_default();
     assert!(
         out.success() && summary.contains("failed=0"),
@@ -73,6 +79,36 @@ fn freed_big_blocks_go_back_without_a_trim_call() {
     let grown = field(&out, "rss_after_kib") - field(&out, "rss_start_kib");
     let bound = 4000 + 28 * 72 + 2048 + 256;
     assert!(grown <= bound, "RSS still {grown} KiB above the start (bound {bound}):\n{out}");
+}
+
+/// A loop over large buffers at the top of the heap (memory_return.c "topcycle": 200
+/// turns of 8 x 2 MiB allocated, filled and freed, once the dynamic mmap threshold has
+/// risen so that they come from the heap). glibc lowers the break when each turn's
+/// buffers are freed (the top is beyond the trim threshold) and raises it on the next
+/// turn, faulting every page in again; oxmalloc learns that the memory is needed again
+/// and keeps it (arena.rs, `top_keep`): at most a few of the last 100 turns trim. Once
+/// the loop is over, decay gives the kept top back: after 1.5 s of a small working set,
+/// RSS is within the bound of `freed_big_blocks_go_back_without_a_trim_call`.
+#[test]
+fn a_loop_over_large_buffers_keeps_the_top_of_the_heap_then_gives_it_back() {
+    let glibc = run_mode_args(&["topcycle"], Preload::None);
+    assert!(field(&glibc, "trims_late") >= 90, "glibc no longer trims on every turn (test premise):\n{glibc}");
+    let ours = run_mode_args(&["topcycle"], Preload::Oxmalloc);
+    let trims = field(&ours, "trims_late");
+    assert!(trims <= 5, "{trims} of the last 100 turns lowered the break:\n{ours}");
+    let grown = field(&ours, "rss_after_kib") - field(&ours, "rss_start_kib");
+    let bound = 4000 + 28 * 72 + 2048 + 256;
+    assert!(grown <= bound, "RSS still {grown} KiB above the start after the loop (bound {bound}):\n{ours}");
+}
+
+/// The same loop with M_MMAP_THRESHOLD and M_TRIM_THRESHOLD set by mallopt: the program
+/// asked for glibc's trimming and gets it, on every turn (as from glibc itself).
+#[test]
+fn a_trim_threshold_set_by_the_program_trims_on_every_turn() {
+    for preload in [Preload::None, Preload::Oxmalloc] {
+        let out = run_mode_args(&["topcycle", "fixed"], preload.clone());
+        assert_eq!(field(&out, "trims_late"), 100, "under {}:\n{out}", preload.label());
+    }
 }
 
 /// Many classes, 90% freed at random, trims between rounds: nothing live is damaged.
