@@ -44,3 +44,16 @@ fn fork_single_threaded() {
     fork_test("single", "30", Preload::None); // control
     fork_test("single", "100", Preload::Oxmalloc);
 }
+
+/// Forks while another thread empties spans of the forking thread's heap and takes
+/// them from it (give_back_whole_span, and the decay's "Idle heaps" once the forking
+/// thread has been idle for a second), under that heap's lock: 3 rounds of 20000
+/// blocks freed 50 at a time through ~1.2 s of forks each; every child allocates from
+/// the inherited heap and exits 0, and the parent's own blocks stay intact. (In an
+/// instrumented run, 806 spans were taken during 1675 forks, 116 takes found the heap
+/// pinned by a fork and left it alone.)
+#[test]
+fn fork_while_another_thread_takes_spans_from_the_forking_heap() {
+    fork_test("reclaim", "1", Preload::None); // control
+    fork_test("reclaim", "3", Preload::Oxmalloc);
+}

@@ -16,6 +16,16 @@
  *                     reallocates the parent's blocks and forks a grandchild that does the
  *                     same; the parent's blocks are unaffected.
  *
+ *   fork reclaim N    N rounds: the main thread allocates 20000 blocks (16..2048 B) and
+ *                     hands them to a second thread, which frees them, 50 every 3 ms (into
+ *                     the main thread's spans), and keeps allocating; meanwhile, and for
+ *                     1.2 s after, the main thread only forks. Spans of its heap that the
+ *                     frees empty are taken from it by the freeing thread, under the heap's
+ *                     lock, and once the heap has been idle for a second, that thread's
+ *                     decay takes the rest (oxmalloc: thread_heap.rs, "Idle heaps"). A
+ *                     fork's prepare handler must not let the child inherit that heap half
+ *                     rewritten: every child allocates from it (checks, frees) and exits 0.
+ *                     The main thread's surviving blocks are checked after each round.
  * Last line: "SUMMARY fork-<mode> forks=N failed=N".
  */
 #define _GNU_SOURCE
@@ -540,6 +550,102 @@ static int mode_brkrace(int nforks) {
     return 0;
 }
 
+enum { HANDOFF = 20000 };
+static void *handoff[HANDOFF];
+static atomic_int handoff_ready, handoff_done;
+
+/* Frees each round's blocks of the main thread, then allocates and frees until the next
+ * round (or the end), so that its slow path (and its decay) keeps running. */
+static void *reclaimer(void *arg) {
+    (void)arg;
+    uint64_t rng = 99;
+    void *mine[64] = {0};
+    long ops = 0;
+    while (!atomic_load(&stop)) {
+        if (atomic_load(&handoff_ready)) {
+            /* 50 blocks every 3 ms: spans of the main thread's heap empty (and are
+             * taken from it) all through the main thread's forks */
+            for (int i = 0; i < HANDOFF; i++) {
+                v_free(handoff[i]);
+                if (i % 50 == 49) usleep(3000);
+            }
+            atomic_store(&handoff_ready, 0);
+            atomic_store(&handoff_done, 1);
+        }
+        int k = (int)(xs(&rng) % 64);
+        v_free(mine[k]);
+        size_t sz = 16 + xs(&rng) % 2048;
+        mine[k] = v_malloc(sz);
+        if (!mine[k]) FAILF("reclaimer: malloc(%zu)", sz);
+        memset(mine[k], 0x5a, sz);
+        ops++;
+    }
+    for (int k = 0; k < 64; k++) v_free(mine[k]);
+    atomic_fetch_add(&alloc_ops, ops);
+    return NULL;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int mode_reclaim(int rounds) {
+    pthread_t th;
+    pthread_create(&th, NULL, reclaimer, NULL);
+    uint64_t rng = 5;
+    enum { NB = 16 };
+    struct blk keep[NB];
+    for (int i = 0; i < NB; i++) {
+        size_t sz = 16 + xs(&rng) % 2048;
+        keep[i] = (struct blk){v_malloc(sz), sz, xs(&rng)};
+        if (!keep[i].p) FAILF("main: malloc(%zu)", sz);
+        fill(keep[i].p, sz, keep[i].seed);
+    }
+    int forks = 0;
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < HANDOFF; i++) {
+            size_t sz = 16 + xs(&rng) % 2048;
+            handoff[i] = v_malloc(sz);
+            if (!handoff[i]) FAILF("main: malloc(%zu)", sz);
+            memset(handoff[i], 0xa5, sz);
+        }
+        atomic_store(&handoff_done, 0);
+        atomic_store(&handoff_ready, 1);
+        /* fork until the blocks are all freed and for 1.2 s after that (the main thread's
+         * heap is idle by then: the decay of the other thread takes what is left) */
+        double end = 0;
+        for (; end == 0 || now_s() < end; forks++) {
+            if (end == 0 && atomic_load(&handoff_done)) end = now_s() + 1.2;
+            pid_t pid = fork();
+            if (pid < 0) FAILF("fork #%d: %s", forks, strerror(errno));
+            if (pid == 0) {
+                child_install_segv_handler();
+                struct blk copy[NB];
+                memcpy(copy, keep, sizeof copy);
+                child_work(copy, NB, rng ^ (uint64_t)forks, 0);
+                _exit(0);
+            }
+            int st = wait_child(pid, forks);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                FAILF("child #%d: %s %d%s", forks, WIFEXITED(st) ? "exit code" : "killed by signal",
+                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+                      WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
+        }
+        for (int i = 0; i < NB; i++)
+            if (!intact(keep[i].p, keep[i].n, keep[i].seed)) FAILF("main thread block %d corrupted (round %d)", i, r);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(th, NULL);
+    for (int i = 0; i < NB; i++) v_free(keep[i].p);
+    printf("%d rounds, %d forks while the other thread freed the main thread's blocks and kept allocating "
+           "(%ld ops)\n", rounds, forks, (long)alloc_ops);
+    if (forks < rounds * 10) FAILF("only %d forks", forks);
+    printf("SUMMARY fork-reclaim forks=%d failed=0\n", forks);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     mode = argc > 1 ? argv[1] : "";
@@ -547,6 +653,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "threaded")) return mode_threaded(n);
     if (!strcmp(mode, "single")) return mode_single(n);
     if (!strcmp(mode, "brkrace")) return mode_brkrace(n);
-    fprintf(stderr, "usage: fork threaded|single|brkrace N\n");
+    if (!strcmp(mode, "reclaim")) return mode_reclaim(n);
+    fprintf(stderr, "usage: fork threaded|single|brkrace|reclaim N\n");
     return 2;
 }
