@@ -42,10 +42,10 @@ const RUN_BINS: usize = 128;
 pub const DECAY_MS: u64 = 1000;
 const DECAY_CHECK_MS: u64 = 100;
 
-/// The most a brk heap keeps at its top beyond M_TOP_PAD when it trims (see
-/// `ArenaInner::top_keep`): glibc's ceiling for its dynamic trim threshold (twice the
+/// The most free memory an arena keeps at its edges beyond what the options say (see
+/// `ArenaInner::keep`): glibc's ceiling for its dynamic trim threshold (twice the
 /// 32 MiB ceiling of the dynamic mmap threshold).
-const TOP_KEEP_MAX: usize = 64 << 20;
+const KEEP_MAX: usize = 64 << 20;
 
 /// Empty spans of small blocks an arena keeps ready, laid out and in the page map, so
 /// that a new thread (or a class filling up again) takes one without carving pages or
@@ -110,22 +110,24 @@ pub struct ArenaInner {
     index: usize,
     /// When decay last looked at the free runs (ms, os::now_ms).
     last_decay: u64,
-    /// Bytes a trim of the brk heap keeps at the top beyond M_TOP_PAD, learned: a
-    /// program that frees the top of the heap and allocates it again within DECAY_MS
-    /// (a loop over large buffers) would otherwise have the break lowered and raised,
-    /// and every page faulted in again, on every turn. When the break has to be raised
-    /// within DECAY_MS of a trim, the trim gave back memory the program still uses, so
-    /// later trims keep that much more (up to TOP_KEEP_MAX). A decay period without
-    /// such a miss forgets it; the kept pages are decommitted by decay like any free
-    /// run, so the RSS goes back down the same way. Only with the dynamic mmap threshold:
-    /// a program that set M_TRIM_THRESHOLD or M_TOP_PAD gets exactly what it asked for,
-    /// as it does from glibc, whose trim it reproduces.
-    top_keep: usize,
-    /// The last trim of the brk heap (ms, 0 if none since the last miss) and its size.
-    trimmed_at: u64,
-    trimmed_bytes: usize,
-    /// When a trim last gave back memory that was needed again (ms).
-    top_missed_at: u64,
+    /// Free memory at the arena's edges kept instead of given back, learned: at the top
+    /// of the brk heap beyond M_TOP_PAD when it trims, and in wholly free mmapped
+    /// regions beyond the spare one. A program that frees large buffers and allocates
+    /// them again within DECAY_MS (a loop) would otherwise have the break lowered and
+    /// raised, or regions unmapped and mapped, and every page faulted in again, on every
+    /// turn. When the arena has to grow within DECAY_MS of giving memory back, it gave
+    /// back memory the program still uses, so from then on it keeps twice as much (at
+    /// least what it gave back, at most KEEP_MAX). A decay period without such a miss
+    /// forgets it, and gives the kept memory back (`forget_keep`); meanwhile decay
+    /// decommits kept pages that stay unused like any free run. Only with the dynamic
+    /// mmap threshold: a program that set M_TRIM_THRESHOLD or M_TOP_PAD gets exactly the
+    /// trim it asked for, as from glibc.
+    keep: usize,
+    /// The last give-back at an edge (ms, 0 if none since the last miss) and its size.
+    gave_back_at: u64,
+    gave_back_bytes: usize,
+    /// When the arena last had to grow right after giving memory back (ms).
+    keep_missed_at: u64,
 }
 
 // SAFETY: raw pointers inside are only followed under the arena lock.
@@ -159,10 +161,10 @@ impl ArenaInner {
             generation: 0,
             index: 0,
             last_decay: 0,
-            top_keep: 0,
-            trimmed_at: 0,
-            trimmed_bytes: 0,
-            top_missed_at: 0,
+            keep: 0,
+            gave_back_at: 0,
+            gave_back_bytes: 0,
+            keep_missed_at: 0,
         }
     }
 }
@@ -591,13 +593,12 @@ impl ArenaInner {
                 if (*s).bytes() < opts.trim_threshold {
                     return false;
                 }
-                let keep = if opts.dynamic_threshold { opts.top_pad + self.top_keep } else { opts.top_pad };
+                let keep = if opts.dynamic_threshold { opts.top_pad + self.keep } else { opts.top_pad };
                 let release = os::page_round_down((*s).bytes().saturating_sub(keep));
                 if !self.lower_break(release) {
                     return false;
                 }
-                self.trimmed_at = os::now_ms();
-                self.trimmed_bytes = release;
+                self.note_give_back(release);
                 (*s).pages -= release >> PAGE_SHIFT;
                 if (*s).pages == 0 {
                     span::delete_span(s);
@@ -608,11 +609,17 @@ impl ArenaInner {
                 if (*s).start != r.start || (*s).end_addr() != r.end {
                     return false;
                 }
-                // Keep one wholly free region mapped, to absorb alloc/free cycles.
+                // Keep one wholly free region mapped, to absorb alloc/free cycles, and
+                // more while a loop needs them again (see `keep`).
                 if self.spare == region || self.spare.is_null() || !self.region_is_free(self.spare) {
                     self.spare = region;
                     return false;
                 }
+                let size = r.end - r.start;
+                if options::get().dynamic_threshold && self.free_region_bytes(region) + size <= self.keep {
+                    return false;
+                }
+                self.note_give_back(size);
                 self.unlink_region(region);
                 self.region_bytes -= r.end - r.start;
                 os::unmap(r.start as *mut u8, r.end - r.start);
@@ -701,7 +708,7 @@ impl ArenaInner {
 
     fn grow_brk_now(&mut self, need: usize, arena: *mut Arena) -> bool {
         let opts = options::get();
-        self.learn_top_keep(opts.dynamic_threshold);
+        self.learn_keep(opts.dynamic_threshold);
         let size = os::page_round_up(need + opts.top_pad);
         let cur = os::brk_now();
         // SAFETY: brk_region, when set, is one of our regions.
@@ -743,6 +750,7 @@ impl ArenaInner {
 
     fn grow_mmap(&mut self, need: usize, arena: *mut Arena) -> bool {
         let opts = options::get();
+        self.learn_keep(opts.dynamic_threshold);
         let size = os::page_round_up(need + opts.top_pad).max(MIN_MMAP_REGION);
         let Some(p) = os::map(size) else { return false };
         let start = p as usize;
@@ -783,26 +791,97 @@ impl ArenaInner {
         true
     }
 
-    /// The break is about to be raised: if a trim gave memory back less than DECAY_MS
-    /// ago, it was memory the program still needed; keep that much from now on (see
-    /// `top_keep`).
-    fn learn_top_keep(&mut self, dynamic: bool) {
-        if self.trimmed_at == 0 {
+    /// The arena gave `bytes` back at an edge (lowered the break, unmapped a region).
+    fn note_give_back(&mut self, bytes: usize) {
+        self.gave_back_at = os::now_ms();
+        self.gave_back_bytes = bytes;
+    }
+
+    /// The arena is about to grow: if it gave memory back less than DECAY_MS ago, that
+    /// was memory the program still needed; keep more from now on (see `keep`).
+    fn learn_keep(&mut self, dynamic: bool) {
+        if self.gave_back_at == 0 {
             return;
         }
         let now = os::now_ms();
-        if dynamic && now < self.trimmed_at + DECAY_MS {
-            self.top_keep = (2 * self.top_keep).max(self.trimmed_bytes).min(TOP_KEEP_MAX);
-            self.top_missed_at = now;
+        if dynamic && now < self.gave_back_at + DECAY_MS {
+            self.keep = (2 * self.keep).max(self.gave_back_bytes).min(KEEP_MAX);
+            self.keep_missed_at = now;
         }
-        self.trimmed_at = 0;
+        self.gave_back_at = 0;
+    }
+
+    /// Bytes in this arena's wholly free mmapped regions, `except` not counted.
+    fn free_region_bytes(&self, except: *mut Region) -> usize {
+        let mut bytes = 0;
+        let mut r = self.regions;
+        while !r.is_null() {
+            // SAFETY: our region list, under the arena lock.
+            unsafe {
+                if r != except && (*r).kind == RegionKind::Mmap && self.region_is_free(r) {
+                    bytes += (*r).end - (*r).start;
+                }
+                r = (*r).next;
+            }
+        }
+        bytes
+    }
+
+    /// `keep` has expired: give back what it kept, as the options alone would have (the
+    /// top of the brk heap beyond the trim threshold, wholly free regions beyond the
+    /// spare).
+    fn forget_keep(&mut self) {
+        self.keep = 0;
+        if !self.brk_region.is_null() {
+            // SAFETY: brk_region is one of our regions.
+            let end = unsafe { (*self.brk_region).end };
+            let top = self.free_neighbour(end - PAGE_SIZE, self.brk_region, self.self_ptr());
+            // SAFETY: `top`, when not null, is a free run of ours.
+            if !top.is_null() && unsafe { (*top).end_addr() } == end {
+                // SAFETY: as above; try_trim_run takes an unlinked run.
+                unsafe { self.trim_run(top) };
+            }
+        }
+        // One wholly free region at a time: unmapping one changes the list.
+        loop {
+            let mut r = self.regions;
+            let mut run: *mut Span = ptr::null_mut();
+            while !r.is_null() && run.is_null() {
+                // SAFETY: our region list, under the arena lock.
+                unsafe {
+                    if (*r).kind == RegionKind::Mmap && r != self.spare && self.region_is_free(r) {
+                        run = pagemap::lookup((*r).start);
+                    }
+                    r = (*r).next;
+                }
+            }
+            if run.is_null() {
+                break;
+            }
+            // SAFETY: `region_is_free` found this free run covering its whole region.
+            unsafe { self.trim_run(run) };
+        }
+    }
+
+    /// Gives back what `try_trim_run` allows of `s`, a free run in the bins.
+    ///
+    /// # Safety
+    /// `s` is a free run of this arena, in its bins.
+    unsafe fn trim_run(&mut self, s: *mut Span) {
+        // SAFETY: per the contract.
+        unsafe {
+            self.remove_free_run(s);
+            if !self.try_trim_run(s) {
+                self.insert_free_run(s);
+            }
+        }
     }
 
     /// Decommits the free runs that have been dirty for DECAY_MS, at most every
     /// DECAY_CHECK_MS (see DECAY_MS).
     pub fn maybe_decay(&mut self) {
-        if self.top_keep != 0 && os::now_ms() >= self.top_missed_at + DECAY_MS {
-            self.top_keep = 0;
+        if self.keep != 0 && os::now_ms() >= self.keep_missed_at + DECAY_MS {
+            self.forget_keep();
         }
         if self.free_bytes == self.decommitted_bytes && self.span_cache_bytes == 0 {
             return;

@@ -18,7 +18,7 @@
 //! mmapped block freed, up to 32 MiB, with the trim threshold at twice that). It also
 //! turns off the one liberty oxmalloc takes with the trim threshold: a brk heap whose
 //! trimmed top is needed again within a second keeps more of it from then on
-//! (arena.rs, `ArenaInner::top_keep`).
+//! (arena.rs, `ArenaInner::keep`).
 //! Environment variables are read without allocating (libc's getenv).
 
 use core::ffi::CStr;

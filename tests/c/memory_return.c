@@ -20,18 +20,20 @@
  *                           heap, freed; then 2.5 s of a small churning working set (1000
  *                           blocks of 16..4096 B), no trim call: prints rss_start_kib,
  *                           rss_freed_kib (right after the frees), rss_after_kib.
- *   memory_return topcycle [fixed]
+ *   memory_return topcycle [fixed|thread]
  *                           a loop over large buffers: one 4 MiB block allocated and freed
  *                           (mmapped: this raises the dynamic mmap threshold to 4 MiB and
  *                           the trim threshold to 8 MiB), then 200 turns of 8 blocks of
  *                           2 MiB (from the heap, at its top) allocated, filled, checked
- *                           and freed; then 1.5 s of a small churning working set. Prints
+ *                           and freed; then 2.5 s of a small churning working set. Prints
  *                           trims_late (how many of the last 100 turns lowered the break
- *                           when their blocks were freed), rss_start_kib,
+ *                           when their blocks were freed), faults_late (page faults in
+ *                           those turns; each turn writes 4096 pages), rss_start_kib,
  *                           rss_cycling_kib (after the last turn), rss_after_kib. With
  *                           "fixed", mallopt sets M_MMAP_THRESHOLD (64 MiB) and
  *                           M_TRIM_THRESHOLD (1 MiB) first, which turns the dynamic
- *                           threshold off.
+ *                           threshold off; with "thread", a second thread runs the loop
+ *                           (in oxmalloc, from an arena that grows with mmap, not brk).
  * Exit status 0 and a line "SUMMARY memory-return-<mode> failed=0" when every check holds.
  */
 #include <malloc.h>
@@ -40,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +75,44 @@ static void *thread_blocks(void *arg) {
     void **v = malloc(5000 * sizeof *v);
     for (int i = 0; i < 5000; i++) v[i] = malloc(1024);
     return v;
+}
+
+/* topcycle: the loop over large buffers (see the mode's description above). Counts, over
+ * its last 100 turns, the turns that lowered the break when their blocks were freed and
+ * the page faults. */
+static long cycle_trims, cycle_faults;
+static void *top_cycle(void *arg) {
+    enum { B = 8, TURNS = 200, MIB = 1 << 20 };
+    static unsigned char *v[B];
+    void *raise = malloc(4 * MIB);
+    CHECK(raise != NULL, "malloc(4 MiB) failed");
+    memset(raise, 1, 4 * MIB);
+    free(raise);
+    struct rusage ru;
+    long faults_before = 0;
+    for (int t = 0; t < TURNS; t++) {
+        if (t == TURNS / 2) {
+            getrusage(RUSAGE_SELF, &ru);
+            faults_before = ru.ru_minflt;
+        }
+        for (int i = 0; i < B; i++) {
+            v[i] = malloc(2 * MIB);
+            CHECK(v[i] != NULL, "malloc(2 MiB) failed");
+            fill(v[i], 2 * MIB, (uint64_t)(t * B + i));
+        }
+        /* the real break (sbrk(0) is libc's idea of it, which a preloaded allocator that
+         * moves the break with the syscall does not update) */
+        long brk_full = syscall(SYS_brk, 0);
+        for (int i = 0; i < B; i++) {
+            CHECK(intact(v[i], 2 * MIB, (uint64_t)(t * B + i)), "2 MiB block %d damaged (turn %d)", i, t);
+            free(v[i]);
+        }
+        if (t >= TURNS / 2 && syscall(SYS_brk, 0) < brk_full) cycle_trims++;
+        if (failed) break;
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    cycle_faults = ru.ru_minflt - faults_before;
+    return arg;
 }
 
 static long within(size_t got, size_t want) {
@@ -171,31 +212,18 @@ int main(int argc, char **argv) {
         for (int i = 0; i < W; i++) free(w[i]);
         free(v[L]);
     } else if (!strcmp(mode, "topcycle")) {
-        enum { B = 8, TURNS = 200, MIB = 1 << 20, W = 1000 };
+        enum { MIB = 1 << 20, W = 1000 };
+        int in_thread = argc > 2 && !strcmp(argv[2], "thread");
         if (argc > 2 && !strcmp(argv[2], "fixed")) {
             CHECK(mallopt(M_MMAP_THRESHOLD, 64 * MIB) == 1, "mallopt(M_MMAP_THRESHOLD) failed");
             CHECK(mallopt(M_TRIM_THRESHOLD, MIB) == 1, "mallopt(M_TRIM_THRESHOLD) failed");
         }
-        void *raise = malloc(4 * MIB);
-        CHECK(raise != NULL, "malloc(4 MiB) failed");
-        memset(raise, 1, 4 * MIB);
-        free(raise);
-        /* the real break (sbrk(0) is libc's idea of it, which a preloaded allocator
-         * that moves the break with the syscall does not update) */
-        long trims = 0;
-        for (int t = 0; t < TURNS; t++) {
-            for (int i = 0; i < B; i++) {
-                v[i] = malloc(2 * MIB);
-                CHECK(v[i] != NULL, "malloc(2 MiB) failed");
-                fill(v[i], 2 * MIB, (uint64_t)(t * B + i));
-            }
-            long brk_full = syscall(SYS_brk, 0);
-            for (int i = 0; i < B; i++) {
-                CHECK(intact(v[i], 2 * MIB, (uint64_t)(t * B + i)), "2 MiB block %d damaged (turn %d)", i, t);
-                free(v[i]);
-            }
-            if (t >= TURNS / 2 && syscall(SYS_brk, 0) < brk_full) trims++;
-            if (failed) break;
+        if (in_thread) {
+            pthread_t th;
+            pthread_create(&th, NULL, top_cycle, NULL);
+            pthread_join(th, NULL);
+        } else {
+            top_cycle(NULL);
         }
         long cycling = rss_kib();
         static unsigned char *w[W];
@@ -213,9 +241,9 @@ int main(int argc, char **argv) {
             }
             usleep(1000);
             clock_gettime(CLOCK_MONOTONIC, &t);
-        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1500);
-        printf("trims_late=%ld\nrss_start_kib=%ld\nrss_cycling_kib=%ld\nrss_after_kib=%ld\n", trims, start,
-               cycling, rss_kib());
+        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2500);
+        printf("trims_late=%ld\nfaults_late=%ld\nrss_start_kib=%ld\nrss_cycling_kib=%ld\nrss_after_kib=%ld\n", cycle_trims,
+               cycle_faults, start, cycling, rss_kib());
         for (int i = 0; i < W; i++) free(w[i]);
     } else {
         /* mixed: sizes 16..4096, random 90% freed, trim, reuse, check all */
