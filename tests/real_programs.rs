@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -300,6 +300,18 @@ fn gen_c_source() -> String {
     s
 }
 
+/// Runs `compiler flags -c src -o <dir>/<src stem>-<tag>.o` under `preload`; returns the
+/// object file's path.
+fn compile_object(compiler: &str, flags: &[&str], src: &Path, dir: &TempDir, tag: &str, preload: &Preload) -> PathBuf {
+    let stem = src.file_stem().unwrap().to_string_lossy();
+    let obj = dir.join(format!("{stem}-{tag}.o"));
+    let mut c = Command::new(compiler);
+    c.args(flags).arg("-c").arg(src).arg("-o").arg(&obj).current_dir(dir.path());
+    let out = run(c, preload, TIMEOUT);
+    assert!(out.success(), "{compiler} -c under {} failed:\n{}", preload.label(), out.describe());
+    obj
+}
+
 /// gcc (cc1, as, collect2/ld all preloaded) compiles a generated file to an identical
 /// object file, and the linked programs print the same thing.
 #[test]
@@ -311,11 +323,7 @@ fn gcc_compiles_identically() {
     let mut objects = Vec::new();
     let mut programs = Vec::new();
     for (tag, preload) in [("glibc", Preload::None), ("oxmalloc", Preload::Oxmalloc)] {
-        let obj = dir.join(format!("gen-{tag}.o"));
-        let mut c = Command::new("gcc");
-        c.args(["-O2", "-g", "-Wall", "-c"]).arg(&src).arg("-o").arg(&obj).current_dir(dir.path());
-        let out = run(c, &preload, TIMEOUT);
-        assert!(out.success(), "gcc -c under {} failed:\n{}", preload.label(), out.describe());
+        let obj = compile_object("gcc", &["-O2", "-g", "-Wall"], &src, &dir, tag, &preload);
         objects.push(fs::read(&obj).unwrap());
         let exe = dir.join(format!("gen-{tag}"));
         let mut l = Command::new("gcc");
@@ -362,11 +370,7 @@ fn gxx_compiles_identically() {
     let src = repo_dir().join("tests").join("c").join("cxx.cpp");
     let mut objects = Vec::new();
     for (tag, preload) in [("glibc", Preload::None), ("oxmalloc", Preload::Oxmalloc)] {
-        let obj = dir.join(format!("cxx-{tag}.o"));
-        let mut c = Command::new("g++");
-        c.args(["-O2", "-g", "-std=c++17", "-c"]).arg(&src).arg("-o").arg(&obj).current_dir(dir.path());
-        let out = run(c, &preload, TIMEOUT);
-        assert!(out.success(), "g++ -c under {} failed:\n{}", preload.label(), out.describe());
+        let obj = compile_object("g++", &["-O2", "-g", "-std=c++17"], &src, &dir, tag, &preload);
         objects.push(fs::read(&obj).unwrap());
     }
     assert!(objects[0] == objects[1], "g++ -O2 -g -c produced different object files with and without oxmalloc");

@@ -265,6 +265,15 @@ static int wait_child(pid_t pid, int index) {
     }
 }
 
+/* Waits for child #index (wait_child) and fails the test unless it exited 0. */
+static void wait_child_ok(pid_t pid, int index) {
+    int st = wait_child(pid, index);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("child #%d: %s %d%s", index, WIFEXITED(st) ? "exit code" : "killed by signal",
+              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+              WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
+}
+
 /* ------------------------------------------------------------------ background threads */
 
 static atomic_int stop;
@@ -426,11 +435,7 @@ static int mode_threaded(int nforks) {
             if (write(res_pipe[1], &c, 1) != 1) _exit(9);
             _exit(0);
         }
-        int st = wait_child(pid, f);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            FAILF("child #%d: %s %d%s", f, WIFEXITED(st) ? "exit code" : "killed by signal",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-                  WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
+        wait_child_ok(pid, f);
         char c = 0;
         if (read(res_pipe[0], &c, 1) != 1 || c != 'K') FAILF("child #%d exited 0 but wrote no byte to the pipe", f);
     }
@@ -466,10 +471,7 @@ static int mode_single(int nforks) {
             child_work(copy, NB, rng + (uint64_t)f, f % 5 == 0 ? 1 : 0);
             _exit(0);
         }
-        int st = wait_child(pid, f);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            FAILF("child #%d: %s %d", f, WIFEXITED(st) ? "exit code" : "killed by signal",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        wait_child_ok(pid, f);
         /* the child's writes and frees did not touch the parent's blocks */
         for (int i = 0; i < NB; i++)
             if (!intact(b[i].p, b[i].n, b[i].seed)) FAILF("parent block %d corrupted after child #%d", i, f);
@@ -537,11 +539,7 @@ static int mode_brkrace(int nforks) {
             }
             _exit(0);
         }
-        int st = wait_child(pid, f);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            FAILF("child #%d: %s %d%s", f, WIFEXITED(st) ? "exit code" : "killed by signal",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-                  WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
+        wait_child_ok(pid, f);
     }
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
@@ -627,11 +625,7 @@ static int mode_reclaim(int rounds) {
                 child_work(copy, NB, rng ^ (uint64_t)forks, 0);
                 _exit(0);
             }
-            int st = wait_child(pid, forks);
-            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                FAILF("child #%d: %s %d%s", forks, WIFEXITED(st) ? "exit code" : "killed by signal",
-                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-                      WIFEXITED(st) && WEXITSTATUS(st) == 11 ? " (crashed: SIGSEGV/SIGBUS, see above)" : "");
+            wait_child_ok(pid, forks);
         }
         for (int i = 0; i < NB; i++)
             if (!intact(keep[i].p, keep[i].n, keep[i].seed)) FAILF("main thread block %d corrupted (round %d)", i, r);

@@ -77,6 +77,35 @@ static void *thread_blocks(void *arg) {
     return v;
 }
 
+/* A small working set churning for `ms` (1000 blocks of 16..4096 B, 200 replaced every
+ * millisecond, each checked before its free); its blocks stay live until
+ * small_churn_end. */
+enum { CHURN = 1000 };
+static unsigned char *churn[CHURN];
+static size_t churn_len[CHURN];
+static void small_churn(long ms) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        for (int k = 0; k < 200; k++) {
+            int i = next() % CHURN;
+            if (churn[i]) CHECK(intact(churn[i], churn_len[i], (uint64_t)i), "working block %d damaged", i);
+            free(churn[i]);
+            churn_len[i] = 16 + next() % 4081;
+            churn[i] = malloc(churn_len[i]);
+            fill(churn[i], churn_len[i], (uint64_t)i);
+        }
+        usleep(1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+}
+static void small_churn_end(void) {
+    for (int i = 0; i < CHURN; i++) {
+        free(churn[i]);
+        churn[i] = NULL;
+    }
+}
+
 /* topcycle: the loop over large buffers (see the mode's description above). Counts, over
  * its last 100 turns, the turns that lowered the break when their blocks were freed and
  * the page faults. */
@@ -176,7 +205,7 @@ int main(int argc, char **argv) {
               "freeing 10.2 MB lowered uordblks+hblkhd by only %zu", b.uordblks + b.hblkhd - c.uordblks - c.hblkhd);
         printf("uordblks_growth=%zu live=%zu\n", b.uordblks - a.uordblks + b.hblkhd - a.hblkhd, live);
     } else if (!strcmp(mode, "large")) {
-        enum { L = 64, MIB = 1 << 20, W = 1000 };
+        enum { L = 64, MIB = 1 << 20 };
         for (int r = 0; r < 2; r++) {
             for (int i = 0; i < L; i++) {
                 v[i] = malloc(MIB);
@@ -192,27 +221,12 @@ int main(int argc, char **argv) {
             v[L] = pin;
         }
         long freed = rss_kib();
-        static unsigned char *w[W];
-        static size_t wl[W];
-        struct timespec t0, t;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        do {
-            for (int k = 0; k < 200; k++) {
-                int i = next() % W;
-                if (w[i]) CHECK(intact(w[i], wl[i], (uint64_t)i), "working block %d damaged", i);
-                free(w[i]);
-                wl[i] = 16 + next() % 4081;
-                w[i] = malloc(wl[i]);
-                fill(w[i], wl[i], (uint64_t)i);
-            }
-            usleep(1000);
-            clock_gettime(CLOCK_MONOTONIC, &t);
-        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2500);
+        small_churn(2500);
         printf("rss_start_kib=%ld\nrss_freed_kib=%ld\nrss_after_kib=%ld\n", start, freed, rss_kib());
-        for (int i = 0; i < W; i++) free(w[i]);
+        small_churn_end();
         free(v[L]);
     } else if (!strcmp(mode, "topcycle")) {
-        enum { MIB = 1 << 20, W = 1000 };
+        enum { MIB = 1 << 20 };
         int in_thread = argc > 2 && !strcmp(argv[2], "thread");
         if (argc > 2 && !strcmp(argv[2], "fixed")) {
             CHECK(mallopt(M_MMAP_THRESHOLD, 64 * MIB) == 1, "mallopt(M_MMAP_THRESHOLD) failed");
@@ -226,25 +240,10 @@ int main(int argc, char **argv) {
             top_cycle(NULL);
         }
         long cycling = rss_kib();
-        static unsigned char *w[W];
-        static size_t wl[W];
-        struct timespec t0, t;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        do {
-            for (int k = 0; k < 200; k++) {
-                int i = next() % W;
-                if (w[i]) CHECK(intact(w[i], wl[i], (uint64_t)i), "working block %d damaged", i);
-                free(w[i]);
-                wl[i] = 16 + next() % 4081;
-                w[i] = malloc(wl[i]);
-                fill(w[i], wl[i], (uint64_t)i);
-            }
-            usleep(1000);
-            clock_gettime(CLOCK_MONOTONIC, &t);
-        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2500);
+        small_churn(2500);
         printf("trims_late=%ld\nfaults_late=%ld\nrss_start_kib=%ld\nrss_cycling_kib=%ld\nrss_after_kib=%ld\n", cycle_trims,
                cycle_faults, start, cycling, rss_kib());
-        for (int i = 0; i < W; i++) free(w[i]);
+        small_churn_end();
     } else {
         /* mixed: sizes 16..4096, random 90% freed, trim, reuse, check all */
         enum { M = 200000 };
