@@ -16,9 +16,9 @@
 //! As in glibc, setting the mmap threshold, trim threshold, top pad or mmap max turns
 //! off the dynamic mmap threshold (which otherwise rises to the size of the largest
 //! mmapped block freed, up to 32 MiB, with the trim threshold at twice that). It also
-//! turns off the one liberty oxmalloc takes with the trim threshold: a brk heap whose
-//! trimmed top is needed again within a second keeps more of it from then on
-//! (arena.rs, `ArenaInner::keep`).
+//! turns off the one liberty oxmalloc takes with the trim threshold: an arena that has
+//! to grow again within a second of giving memory back (lowering the break, unmapping
+//! a region) keeps more from then on (arena.rs, `ArenaInner::keep`).
 //! Environment variables are read without allocating (libc's getenv).
 
 use core::ffi::CStr;
