@@ -832,15 +832,10 @@ impl ArenaInner {
     /// spare).
     fn forget_keep(&mut self) {
         self.keep = 0;
-        if !self.brk_region.is_null() {
-            // SAFETY: brk_region is one of our regions.
-            let end = unsafe { (*self.brk_region).end };
-            let top = self.free_neighbour(end - PAGE_SIZE, self.brk_region, self.self_ptr());
-            // SAFETY: `top`, when not null, is a free run of ours.
-            if !top.is_null() && unsafe { (*top).end_addr() } == end {
-                // SAFETY: as above; try_trim_run takes an unlinked run.
-                unsafe { self.trim_run(top) };
-            }
+        let top = self.brk_top_run();
+        if !top.is_null() {
+            // SAFETY: a free run of ours, in the bins.
+            unsafe { self.trim_run(top) };
         }
         // One wholly free region at a time: unmapping one changes the list.
         loop {
@@ -860,6 +855,22 @@ impl ArenaInner {
             }
             // SAFETY: `region_is_free` found this free run covering its whole region.
             unsafe { self.trim_run(run) };
+        }
+    }
+
+    /// The free run that ends at the top of the brk heap, or null.
+    fn brk_top_run(&self) -> *mut Span {
+        if self.brk_region.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: brk_region is one of our regions.
+        let end = unsafe { (*self.brk_region).end };
+        let top = self.free_neighbour(end - PAGE_SIZE, self.brk_region, self.self_ptr());
+        // SAFETY: `top`, when not null, is a free run of ours.
+        if !top.is_null() && unsafe { (*top).end_addr() } == end {
+            top
+        } else {
+            ptr::null_mut()
         }
     }
 
@@ -923,22 +934,18 @@ impl ArenaInner {
         self.flush_span_cache(|_| true);
         let mut released = false;
         // The top of the brk heap.
-        if !self.brk_region.is_null() {
-            // SAFETY: brk_region is one of our regions.
-            let end = unsafe { (*self.brk_region).end };
-            let top = self.free_neighbour(end - PAGE_SIZE, self.brk_region, self.self_ptr());
+        let top = self.brk_top_run();
+        if !top.is_null() {
             // SAFETY: `top` is a free run of ours.
             unsafe {
-                if !top.is_null() && (*top).end_addr() == end {
-                    let release = os::page_round_down((*top).bytes().saturating_sub(pad)).min((*top).bytes() - PAGE_SIZE);
-                    if release > 0 {
-                        self.remove_free_run(top);
-                        if self.lower_break(release) {
-                            (*top).pages -= release >> PAGE_SHIFT;
-                            released = true;
-                        }
-                        self.insert_free_run(top);
+                let release = os::page_round_down((*top).bytes().saturating_sub(pad)).min((*top).bytes() - PAGE_SIZE);
+                if release > 0 {
+                    self.remove_free_run(top);
+                    if self.lower_break(release) {
+                        (*top).pages -= release >> PAGE_SHIFT;
+                        released = true;
                     }
+                    self.insert_free_run(top);
                 }
             }
         }
