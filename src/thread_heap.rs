@@ -205,6 +205,10 @@ fn create() -> *mut ThreadHeap {
         h.write(empty_heap(tls::thread_pointer()));
         (*h).arena = crate::arena::pick();
         (*h).options_epoch = u32::MAX; // sync mode on first use
+        // Active from birth: a heap whose owner has not looked at the clock yet is not
+        // idle (with 0 here, other threads' decay treated every new heap as idle since
+        // boot and went through its spans).
+        (*h).active_ms.store(os::now_ms(), Ordering::Relaxed);
     }
     LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
     register(h);
