@@ -201,8 +201,14 @@ fn create() -> *mut ThreadHeap {
         return h;
     }
     // SAFETY: a fresh pool record of the right size; from here on it is this thread's.
+    // EMPTY_HEAP is never written, and a ThreadHeap is plain data (no Drop).
     unsafe {
-        h.write(empty_heap(tls::thread_pointer()));
+        // Copied from the static EMPTY_HEAP rather than written from `empty_heap(..)`,
+        // which the compiler builds on the stack first: a frame the size of a heap
+        // (over 8 KiB), whose pages a new thread's stack (glibc gives back the unused
+        // part of cached stacks) faulted in on every thread start.
+        ptr::copy_nonoverlapping(EMPTY_HEAP.get(), h, 1);
+        (*h).tp = tls::thread_pointer();
         (*h).arena = crate::arena::pick();
         (*h).options_epoch = u32::MAX; // sync mode on first use
         // Active from birth: a heap whose owner has not looked at the clock yet is not
