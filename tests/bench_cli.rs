@@ -556,6 +556,8 @@ fn bench_rejects_bad_arguments() {
         &["bench", "--reps", "0"][..],
         &["bench", "--only", "nosuchalloc"],
         &["bench", "--bogus"],
+        &["bench", "--with", "nolib"],
+        &["bench", "--with", "glibc=/lib/x.so"],
     ] {
         let out = Command::new(bin())
             .args(args)
@@ -568,6 +570,100 @@ fn bench_rejects_bad_arguments() {
         );
         assert!(!out.stderr.is_empty());
     }
+}
+
+/// The liboxmalloc.so that `cargo test` built (the bench finds it the same way).
+fn built_lib() -> PathBuf {
+    let dir = PathBuf::from(bin())
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let deps = dir.join("deps").join("liboxmalloc.so");
+    if deps.is_file() {
+        deps
+    } else {
+        dir.join("liboxmalloc.so")
+    }
+}
+
+#[test]
+fn bench_with_runs_another_library_beside_the_others() {
+    let lib = built_lib();
+    assert!(lib.is_file(), "{} not built", lib.display());
+    // A copy under another name: `--with` must preload exactly the file it is given.
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-with-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).unwrap();
+    let copy = tmp.join("libcopy.so");
+    fs::copy(&lib, &copy).unwrap();
+    // `bench --quick --only glibc --workloads larson-2t --reps 1 --with SPEC --out OUT`
+    let bench_with = |spec: String, out: &PathBuf| {
+        Command::new(bin())
+            .args([
+                "bench",
+                "--quick",
+                "--only",
+                "glibc",
+                "--workloads",
+                "larson-2t",
+                "--reps",
+                "1",
+                "--with",
+            ])
+            .arg(spec)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .expect("run oxmalloc bench")
+    };
+    let out = tmp.join("out");
+    let run = bench_with(format!("copy={}", copy.display()), &out);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "bench --with failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let pairs = table_pairs(&stdout);
+    for a in ["glibc", "copy"] {
+        assert!(
+            pairs.contains(&("larson-2t".to_string(), a.to_string())),
+            "no row for {a}:\n{stdout}"
+        );
+    }
+    assert!(
+        !pairs.iter().any(|(_, a)| a == "oxmalloc"),
+        "--only glibc ran oxmalloc:\n{stdout}"
+    );
+    let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+    let row = csv
+        .lines()
+        .map(csv_fields)
+        .find(|f| {
+            f.first().map(String::as_str) == Some("larson-2t")
+                && f.get(1).map(String::as_str) == Some("copy")
+        })
+        .unwrap_or_else(|| panic!("no larson-2t/copy row in results.csv:\n{csv}"));
+    assert_eq!(
+        row.get(2).map(String::as_str),
+        Some("ok"),
+        "larson-2t under the copy: {row:?}"
+    );
+    let json = fs::read_to_string(out.join("results.json")).unwrap();
+    assert!(
+        json.contains(&copy.display().to_string()),
+        "results.json does not name the library"
+    );
+
+    // A library that is not there is an error, before anything runs.
+    let missing = bench_with(
+        format!("gone={}", tmp.join("nope.so").display()),
+        &tmp.join("out2"),
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    let _ = fs::remove_dir_all(&tmp);
 }
 
 #[test]

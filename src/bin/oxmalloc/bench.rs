@@ -2,8 +2,9 @@
 //!
 //! Runs a set of allocation workloads (small C programs from `bench/workloads/`, a
 //! Python script, redis, and a Rust program), each as its own process, under glibc,
-//! oxmalloc (`LD_PRELOAD=liboxmalloc.so`) and the peer allocators that are
-//! installed (jemalloc, mimalloc, tcmalloc), several repetitions interleaved
+//! oxmalloc (`LD_PRELOAD=liboxmalloc.so`), the peer allocators that are installed
+//! (jemalloc, mimalloc, tcmalloc) and any library given with `--with` (another build
+//! of oxmalloc, to compare two designs in one run), several repetitions interleaved
 //! allocator by allocator; then prints a table and writes `results.csv`,
 //! `results.json`, `chart.svg` and `README-table.md` into the output folder.
 //!
@@ -118,8 +119,9 @@ fn run(opts: &cli::Options) -> Result<(), String> {
         needs_rust,
     )?;
 
-    let (allocs, missing) =
+    let (mut allocs, missing) =
         allocators::discover(&selected_allocs, opts.only.is_some(), &built.probe)?;
+    allocs.extend(allocators::discover_extra(&opts.with, &built.probe)?);
     for m in &missing {
         eprintln!("oxmalloc bench: skipping {}: {}", m.name, m.reason);
         if let Some(hint) = &m.hint {

@@ -181,6 +181,41 @@ pub fn discover(
     Ok((found, missing))
 }
 
+/// The libraries of `--with NAME=LIB`, after the standard allocators. Each must exist
+/// and take effect under LD_PRELOAD (checked with `probe`): it was asked for by name,
+/// so any problem is fatal.
+pub fn discover_extra(extra: &[(String, PathBuf)], probe: &Path) -> Result<Vec<Allocator>, String> {
+    let libc_path = probe_run(probe, None).ok();
+    let mut found = Vec::new();
+    for (name, lib) in extra {
+        if !lib.is_file() {
+            return Err(format!("--with {name}: {} not found", lib.display()));
+        }
+        let path = lib.canonicalize().unwrap_or_else(|_| lib.clone());
+        match probe_run(probe, Some(&path)) {
+            Ok(from) if same_file(&from, &path) => {}
+            Ok(from) => {
+                return Err(format!(
+                    "--with {name}: LD_PRELOAD={} does not take effect (malloc still comes from {})",
+                    path.display(),
+                    from.display()
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "--with {name}: a trivial program fails under LD_PRELOAD={}: {e}",
+                    path.display()
+                ))
+            }
+        }
+        // Allocator names are `&'static str` everywhere in the suite; these few
+        // bytes live as long as the run anyway.
+        let name: &'static str = Box::leak(name.clone().into_boxed_str());
+        found.push(Allocator { name, preload: Some(path), libc_path: libc_path.clone() });
+    }
+    Ok(found)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     let ca = a.canonicalize().unwrap_or_else(|_| a.to_path_buf());
     let cb = b.canonicalize().unwrap_or_else(|_| b.to_path_buf());

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use super::{allocators, workloads};
 
 pub const USAGE: &str = "\
-usage: oxmalloc bench [--quick] [--out DIR] [--only A,B,..] [--workloads W,..]
-                      [--skip W,..] [--reps N] [--timeout SECS] [--list]
+usage: oxmalloc bench [--quick] [--out DIR] [--only A,B,..] [--with NAME=LIB ..]
+                      [--workloads W,..] [--skip W,..] [--reps N] [--timeout SECS]
+                      [--list]
 
 Runs allocation workloads under glibc, oxmalloc (LD_PRELOAD of liboxmalloc.so next to
 this executable, or $OXMALLOC_LIB) and the peer allocators installed (jemalloc,
@@ -19,6 +20,9 @@ options:
   --quick           small scales and 3 repetitions (about a minute)
   --out DIR         output folder (default: bench-results/<timestamp>)
   --only A,B,..     allocators to run: glibc,oxmalloc,jemalloc,mimalloc,tcmalloc
+  --with NAME=LIB   also run the preload library LIB (another build of oxmalloc, say)
+                    as allocator NAME, interleaved with the others (repeatable;
+                    NAME: letters, digits, '-' and '_', not a known allocator's)
   --workloads W,..  workloads to run (default: all; see --list)
   --skip W,..       workloads not to run
   --reps N          repetitions per (workload, allocator) (default 5, quick 3)
@@ -40,6 +44,8 @@ pub struct Options {
     pub quick: bool,
     pub out: Option<PathBuf>,
     pub only: Option<Vec<String>>,
+    /// Extra preload libraries to run (`--with NAME=LIB`), in the order given.
+    pub with: Vec<(String, PathBuf)>,
     pub workloads: Option<Vec<String>>,
     pub skip: Vec<String>,
     pub reps: Option<usize>,
@@ -65,6 +71,31 @@ fn split_list(flag: &str, v: &str) -> Result<Vec<String>, String> {
     Ok(items)
 }
 
+/// `NAME=LIB` of `--with`.
+fn parse_with(v: &str) -> Result<(String, PathBuf), String> {
+    let Some((name, lib)) = v.split_once('=') else {
+        return Err(format!("--with needs NAME=LIB, not '{v}'"));
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "--with: '{name}' is not a usable name (letters, digits, '-' and '_')"
+        ));
+    }
+    if allocators::NAMES.contains(&name) {
+        return Err(format!(
+            "--with: '{name}' is a known allocator's name; pick another"
+        ));
+    }
+    if lib.is_empty() {
+        return Err(format!("--with {name}= needs a library path"));
+    }
+    Ok((name.to_string(), PathBuf::from(lib)))
+}
+
 pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut o = Options::default();
     let mut i = 0;
@@ -77,7 +108,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         };
         let takes_value = matches!(
             flag,
-            "--out" | "--only" | "--workloads" | "--skip" | "--reps" | "--timeout"
+            "--out" | "--only" | "--with" | "--workloads" | "--skip" | "--reps" | "--timeout"
         );
         let value = if takes_value {
             match inline {
@@ -119,6 +150,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                     }
                 }
                 o.only = Some(names);
+            }
+            "--with" => {
+                let (name, lib) = parse_with(&value)?;
+                if o.with.iter().any(|(n, _)| *n == name) {
+                    return Err(format!("--with names '{name}' twice"));
+                }
+                o.with.push((name, lib));
             }
             "--workloads" | "--skip" => {
                 let names = split_list(flag, &value)?;
@@ -204,6 +242,25 @@ mod tests {
         );
         assert_eq!(o.out, Some(PathBuf::from("x")));
         assert_eq!(o.skip, vec!["redis".to_string()]);
+    }
+
+    #[test]
+    fn parses_with() {
+        let Ok(Parsed::Run(o)) = parse(&args(&["--with", "branch=/tmp/a.so", "--with=old_2=b.so"]))
+        else {
+            panic!("parse failed")
+        };
+        assert_eq!(
+            o.with,
+            vec![
+                ("branch".to_string(), PathBuf::from("/tmp/a.so")),
+                ("old_2".to_string(), PathBuf::from("b.so")),
+            ]
+        );
+        for bad in ["nolib", "=x.so", "a b=x.so", "tcmalloc=x.so", "x="] {
+            assert!(parse(&args(&["--with", bad])).is_err(), "--with {bad}");
+        }
+        assert!(parse(&args(&["--with", "a=x.so", "--with", "a=y.so"])).is_err());
     }
 
     #[test]
