@@ -40,31 +40,47 @@ const MAX_REQUEST: usize = isize::MAX as usize - 2 * 1024 * 1024;
 // ---------------------------------------------------------------------------------
 
 /// `malloc`. Fast path: one TLS load, the span for this size from the heap's direct
-/// table, pop the head of its free list after checking its free mark (12 instructions,
-/// no lock, no atomic). An empty list ends at LIST_END, whose mark matches no span, so
-/// the mark check is also the emptiness check; a corrupted head fails it the same way
-/// and the slow path tells the two apart.
+/// table, pop the head of its free list after checking its free mark (`pop_current`;
+/// 12 instructions, no lock, no atomic).
 #[inline(always)]
 pub unsafe fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_LOOKUP_MAX {
         // SAFETY: size <= SMALL_LOOKUP_MAX < DIRECT_SLOTS; the TLS heap is always valid
-        // (EMPTY_HEAP at worst, whose spans are all EMPTY_SPAN), its current spans belong
-        // to this thread, so nobody else touches their `free`, and a list head is always
-        // readable (a block of the span, or LIST_END).
+        // (EMPTY_HEAP at worst, whose spans are all EMPTY_SPAN), and its direct table
+        // holds its current spans, as pop_current requires.
         unsafe {
             let heap = tls::heap();
-            let span = *(*heap).direct.get_unchecked(size);
-            let block = (*span).free;
-            if Block::is_marked(block, span) {
-                (*span).free = (*block).next;
-                (*block).mark = 0;
-                (*span).used += 1;
-                return block.cast();
+            let block = pop_current(*(*heap).direct.get_unchecked(size));
+            if !block.is_null() {
+                return block;
             }
         }
     }
     // SAFETY: no preconditions.
     unsafe { malloc_slow(size) }
+}
+
+/// Pops the head of `span`'s free list, or null when it has none (or it is corrupted:
+/// the slow path tells the two apart). An empty list ends at LIST_END, whose mark
+/// matches no span, so the mark check is also the emptiness check.
+///
+/// # Safety
+/// `span` is one of the calling thread's current spans (EMPTY_SPAN at worst): nobody
+/// else touches its `free`, and a list head is always readable (a block of the span,
+/// or LIST_END).
+#[inline(always)]
+unsafe fn pop_current(span: *mut Span) -> *mut u8 {
+    // SAFETY: per the contract.
+    unsafe {
+        let block = (*span).free;
+        if !Block::is_marked(block, span) {
+            return ptr::null_mut();
+        }
+        (*span).free = (*block).next;
+        (*block).mark = 0;
+        (*span).used += 1;
+        block.cast()
+    }
 }
 
 /// `free`. Fast path: page-map lookup, compare the span's owner with the thread
@@ -123,13 +139,9 @@ pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
         // SAFETY: as in `malloc`: the TLS heap is valid and its current spans are ours
         // (EMPTY_SPAN, with no block, when there is none or the heap is in slow mode).
         unsafe {
-            let span = (&(*tls::heap()).current)[class_of(size)];
-            let block = (*span).free;
-            if Block::is_marked(block, span) {
-                (*span).free = (*block).next;
-                (*block).mark = 0;
-                (*span).used += 1;
-                return block.cast();
+            let block = pop_current((&(*tls::heap()).current)[class_of(size)]);
+            if !block.is_null() {
+                return block;
             }
         }
     }
