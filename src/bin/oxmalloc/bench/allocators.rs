@@ -152,21 +152,13 @@ pub fn discover(
             continue;
         }
         let path = path.canonicalize().unwrap_or(path);
-        match probe_run(probe, Some(&path)) {
-            Ok(from) if same_file(&from, &path) => found.push(Allocator {
+        match check_preload(probe, &path) {
+            Ok(()) => found.push(Allocator {
                 name,
                 preload: Some(path),
                 libc_path: libc_path.clone(),
             }),
-            failure => {
-                let reason = match failure {
-                    Ok(from) => format!(
-                        "LD_PRELOAD={} does not take effect (malloc still comes from {})",
-                        path.display(),
-                        from.display()
-                    ),
-                    Err(e) => format!("a trivial program fails under LD_PRELOAD={}: {e}", path.display()),
-                };
+            Err(reason) => {
                 if name == "oxmalloc" && explicit {
                     return Err(reason);
                 }
@@ -181,37 +173,36 @@ pub fn discover(
     Ok((found, missing))
 }
 
+/// Runs the probe under `LD_PRELOAD=path`: Ok if malloc then comes from `path`, else
+/// why not.
+fn check_preload(probe: &Path, path: &Path) -> Result<(), String> {
+    match probe_run(probe, Some(path)) {
+        Ok(from) if same_file(&from, path) => Ok(()),
+        Ok(from) => Err(format!(
+            "LD_PRELOAD={} does not take effect (malloc still comes from {})",
+            path.display(),
+            from.display()
+        )),
+        Err(e) => Err(format!("a trivial program fails under LD_PRELOAD={}: {e}", path.display())),
+    }
+}
+
 /// The libraries of `--with NAME=LIB`, after the standard allocators. Each must exist
 /// and take effect under LD_PRELOAD (checked with `probe`): it was asked for by name,
 /// so any problem is fatal.
 pub fn discover_extra(extra: &[(String, PathBuf)], probe: &Path) -> Result<Vec<Allocator>, String> {
-    let libc_path = probe_run(probe, None).ok();
     let mut found = Vec::new();
     for (name, lib) in extra {
         if !lib.is_file() {
             return Err(format!("--with {name}: {} not found", lib.display()));
         }
         let path = lib.canonicalize().unwrap_or_else(|_| lib.clone());
-        match probe_run(probe, Some(&path)) {
-            Ok(from) if same_file(&from, &path) => {}
-            Ok(from) => {
-                return Err(format!(
-                    "--with {name}: LD_PRELOAD={} does not take effect (malloc still comes from {})",
-                    path.display(),
-                    from.display()
-                ))
-            }
-            Err(e) => {
-                return Err(format!(
-                    "--with {name}: a trivial program fails under LD_PRELOAD={}: {e}",
-                    path.display()
-                ))
-            }
-        }
+        check_preload(probe, &path).map_err(|reason| format!("--with {name}: {reason}"))?;
         // Allocator names are `&'static str` everywhere in the suite; these few
         // bytes live as long as the run anyway.
         let name: &'static str = Box::leak(name.clone().into_boxed_str());
-        found.push(Allocator { name, preload: Some(path), libc_path: libc_path.clone() });
+        // (No libc_path: it serves only allocators without a preload.)
+        found.push(Allocator { name, preload: Some(path), libc_path: None });
     }
     Ok(found)
 }
