@@ -210,6 +210,12 @@ impl ArenaInner {
         // RUN_BINS is a power of two and b < RUN_BINS: the mask only proves it.
         &mut self.bins[b & (RUN_BINS - 1)]
     }
+
+    #[inline]
+    fn bin_ref(&self, b: usize) -> &SpanList {
+        // As in `bin`.
+        &self.bins[b & (RUN_BINS - 1)]
+    }
 }
 
 impl ArenaInner {
@@ -289,21 +295,28 @@ impl ArenaInner {
 
     /// Unlinks and returns a free run of at least `pages` pages, or null.
     fn find_run(&mut self, pages: usize) -> *mut Span {
+        let s = self.best_run(pages);
+        if !s.is_null() {
+            // SAFETY: `s` is a free run in one of this arena's bins.
+            unsafe { self.remove_free_run(s) };
+        }
+        s
+    }
+
+    /// The free run `find_run` would take for `pages` pages, left in its bin; or null.
+    fn best_run(&self, pages: usize) -> *mut Span {
         let first = bin_of(pages);
         let mut mask = self.nonempty & (!0u128 << first);
         while mask != 0 {
             let b = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             if b < RUN_BINS - 1 {
-                let s = self.bin(b).head;
-                // SAFETY: `s` heads a free-run bin of this arena.
-                unsafe { self.remove_free_run(s) };
-                return s;
+                return self.bin_ref(b).head;
             }
             // The last bin mixes lengths: best fit, then the lowest address (keeping the
             // top of the heap free so that it can be trimmed).
             let mut best: *mut Span = ptr::null_mut();
-            self.bin(b).for_each(|s| {
+            self.bin_ref(b).for_each(|s| {
                 // SAFETY: members of a bin are valid free runs.
                 unsafe {
                     if (*s).pages >= pages
@@ -316,8 +329,6 @@ impl ArenaInner {
                 }
             });
             if !best.is_null() {
-                // SAFETY: `best` is in this bin.
-                unsafe { self.remove_free_run(best) };
                 return best;
             }
         }
@@ -545,20 +556,40 @@ impl ArenaInner {
     }
 
     /// Grows the big block `s` in place to `pages` pages by taking the start of the free
-    /// run right after it, if there is one long enough. True if it grew.
+    /// run right after it, if there is one long enough, or, when `s` (with that run)
+    /// ends at the top of the brk heap, by moving the break: as glibc grows its top
+    /// chunk, so that a buffer growing at the top is neither copied nor resident twice.
+    /// True if it grew.
     ///
     /// # Safety
     /// `s` is a live big span of this arena.
     pub unsafe fn grow_in_place(&mut self, s: *mut Span, pages: usize, arena: *mut Arena) -> bool {
-        // SAFETY: `s` is ours; the neighbour comes from the page map under the lock.
+        // SAFETY: `s` is ours; the neighbour comes from the page map under the lock;
+        // brk_region, when set, is one of our regions.
         unsafe {
             let extra = pages.saturating_sub((*s).pages);
             if extra == 0 {
                 return true;
             }
-            let right = self.free_neighbour((*s).end_addr(), (*s).region, arena);
-            if right.is_null() || (*right).start != (*s).end_addr() || (*right).pages < extra {
-                return false;
+            let end = (*s).end_addr();
+            let mut right = self.free_neighbour(end, (*s).region, arena);
+            if right.is_null() || (*right).start != end {
+                right = ptr::null_mut();
+            }
+            let have = if right.is_null() { 0 } else { (*right).pages };
+            if have < extra {
+                let top = if right.is_null() { end } else { (*right).end_addr() };
+                let at_top = !self.brk_region.is_null() && (*s).region == self.brk_region && (*self.brk_region).end == top;
+                // Only where the block would otherwise make the arena grow anyway: free
+                // pages elsewhere that can take it are better used than new ones. The new
+                // pages join the run after `s` (or start it) as a fresh run.
+                if !at_top || !self.best_run(pages).is_null() || !self.grow_brk((extra - have) << PAGE_SHIFT, arena) {
+                    return false;
+                }
+                right = self.free_neighbour(end, (*s).region, arena);
+                if right.is_null() || (*right).start != end || (*right).pages < extra {
+                    return false;
+                }
             }
             self.remove_free_run(right);
             if (*right).pages > extra {

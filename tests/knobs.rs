@@ -37,6 +37,11 @@ fn mmap_max_zero_serves_4m_from_the_heap() {
 }
 
 #[test]
+fn a_big_block_at_the_top_of_the_heap_grows_in_place() {
+    both("grow_top", &[]);
+}
+
+#[test]
 fn perturb_fills_like_glibc() {
     both("perturb", &[]);
 }

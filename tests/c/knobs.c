@@ -10,6 +10,9 @@
  *   knobs keep             run with MALLOC_TRIM_THRESHOLD_ very high: after freeing 64 MiB
  *                          of small blocks the heap keeps it (break does not come down)
  *   knobs trim             default trim threshold: the same frees bring the break down
+ *   knobs grow_top         mallopt(M_MMAP_THRESHOLD, 64 MiB): a 1 MiB block at the top of
+ *                          the heap, realloc'd to 2, 4, 8 and 16 MiB, grows where it is
+ *                          (as glibc's top chunk does: no copy), its contents intact
  * Prints "SUMMARY knobs-<mode> failed=N".
  */
 #include <malloc.h>
@@ -77,8 +80,27 @@ int main(int argc, char **argv) {
             CHECK(down < (1 << 20), "break came down by %ld with a huge trim threshold", down);
         else
             CHECK(down > (32 << 20), "break came down by only %ld", down);
+    } else if (!strcmp(mode, "grow_top")) {
+        CHECK(mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1, "mallopt refused");
+        size_t n = 1 << 20;
+        unsigned char *p = malloc(n);
+        CHECK(p != NULL, "malloc(1 MiB) failed");
+        for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(i * 7 + 1);
+        for (; n < (16 << 20) && p; n *= 2) {
+            unsigned char *q = realloc(p, 2 * n);
+            CHECK(q != NULL, "realloc to %zu failed", 2 * n);
+            if (q == NULL) break;
+            CHECK(q == p, "realloc(%zu -> %zu) moved the block at the top of the heap (%p -> %p)", n, 2 * n,
+                  (void *)p, (void *)q);
+            size_t bad = 0;
+            for (size_t i = 0; i < n; i++) bad += q[i] != (unsigned char)(i * 7 + 1);
+            CHECK(bad == 0, "realloc(%zu -> %zu): %zu bytes changed", n, 2 * n, bad);
+            for (size_t i = n; i < 2 * n; i++) q[i] = (unsigned char)(i * 7 + 1);
+            p = q;
+        }
+        free(p);
     } else {
-        printf("usage: knobs mmap_threshold|mmap_max|perturb|keep|trim\n");
+        printf("usage: knobs mmap_threshold|mmap_max|perturb|keep|trim|grow_top\n");
         return 2;
     }
     printf("SUMMARY knobs-%s failed=%d\n", mode, failed);
