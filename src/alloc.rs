@@ -432,6 +432,19 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         let old = usable(span);
         match (*span).kind {
             Kind::Small | Kind::Big => {
+                // A big block that stays big keeps its place and gives back the whole
+                // pages it no longer needs (as glibc splits the chunk).
+                if (*span).kind == Kind::Big && size <= old && size > MAX_CLASS_SIZE {
+                    let pages = os::page_round_up(size) >> PAGE_SHIFT;
+                    if pages < (*span).pages {
+                        let arena = (*span).arena;
+                        let mut a = (*arena).lock();
+                        if (*span).arena_gen == a.generation {
+                            a.shrink_in_place(span, pages, arena);
+                        }
+                    }
+                    return p;
+                }
                 // Keep the block when the new size fits and doesn't waste over half of it.
                 if size <= old && (size >= old / 2 || old <= MIN_ALIGN * 2) {
                     return p;

@@ -605,6 +605,28 @@ impl ArenaInner {
         }
     }
 
+    /// Shrinks the big block `s` in place to `pages` pages (fewer than it has): its tail
+    /// becomes free pages, merged with a free neighbour and trimmed at the top of the
+    /// heap like any freed run, as glibc splits a chunk that realloc shrinks. (If no
+    /// record can be had for the tail, `s` keeps it.)
+    ///
+    /// # Safety
+    /// `s` is a live big span of this arena (only its first page is in the page map).
+    pub unsafe fn shrink_in_place(&mut self, s: *mut Span, pages: usize, arena: *mut Arena) {
+        // SAFETY: `s` is ours, under the lock; the tail is a fresh record of its pages.
+        unsafe {
+            debug_assert!(pages >= 1 && pages < (*s).pages);
+            let Some(tail) = self.split_off_tail(s, (*s).pages - pages) else {
+                return;
+            };
+            self.big_bytes -= (*tail).bytes();
+            (*tail).kind = Kind::FreeRun;
+            (*tail).zeroed = false;
+            (*tail).decommitted = false;
+            self.release_run(tail, arena);
+        }
+    }
+
     /// If `s` (unlinked) reaches the top of the brk heap beyond the trim threshold,
     /// lowers the break; if it covers a whole mmapped region, unmaps the region.
     /// Returns true if `s` was used up (and deleted) in the process.

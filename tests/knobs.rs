@@ -42,6 +42,11 @@ fn a_big_block_at_the_top_of_the_heap_grows_in_place() {
 }
 
 #[test]
+fn a_big_block_at_the_top_of_the_heap_shrinks_in_place() {
+    both("shrink_top", &[]);
+}
+
+#[test]
 fn perturb_fills_like_glibc() {
     both("perturb", &[]);
 }

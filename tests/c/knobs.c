@@ -13,6 +13,9 @@
  *   knobs grow_top         mallopt(M_MMAP_THRESHOLD, 64 MiB): a 1 MiB block at the top of
  *                          the heap, realloc'd to 2, 4, 8 and 16 MiB, grows where it is
  *                          (as glibc's top chunk does: no copy), its contents intact
+ *   knobs shrink_top       the same threshold: an 8 MiB block at the top of the heap,
+ *                          realloc'd to 1 MiB, stays where it is, keeps its first MiB,
+ *                          and the break comes down (the tail is trimmed)
  * Prints "SUMMARY knobs-<mode> failed=N".
  */
 #include <malloc.h>
@@ -99,8 +102,24 @@ int main(int argc, char **argv) {
             p = q;
         }
         free(p);
+    } else if (!strcmp(mode, "shrink_top")) {
+        CHECK(mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1, "mallopt refused");
+        size_t n = 8 << 20, m = 1 << 20;
+        unsigned char *p = malloc(n);
+        CHECK(p != NULL, "malloc(8 MiB) failed");
+        for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(i * 13 + 5);
+        char *top = sbrk(0);
+        unsigned char *q = realloc(p, m);
+        CHECK(q == p, "realloc(8 MiB -> 1 MiB) moved the block (%p -> %p)", (void *)p, (void *)q);
+        size_t bad = 0;
+        for (size_t i = 0; q && i < m; i++) bad += q[i] != (unsigned char)(i * 13 + 5);
+        CHECK(bad == 0, "realloc(8 MiB -> 1 MiB): %zu bytes changed", bad);
+        long down = top - (char *)sbrk(0);
+        printf("break_lowered_by=%ld\n", down);
+        CHECK(down >= (4 << 20), "the break came down by only %ld after the shrink", down);
+        free(q);
     } else {
-        printf("usage: knobs mmap_threshold|mmap_max|perturb|keep|trim|grow_top\n");
+        printf("usage: knobs mmap_threshold|mmap_max|perturb|keep|trim|grow_top|shrink_top\n");
         return 2;
     }
     printf("SUMMARY knobs-%s failed=%d\n", mode, failed);
