@@ -572,22 +572,25 @@ impl ArenaInner {
                 return true;
             }
             let end = (*s).end_addr();
-            let mut right = self.free_neighbour(end, (*s).region, arena);
-            if right.is_null() || (*right).start != end {
-                right = ptr::null_mut();
-            }
+            let region = (*s).region;
+            // The free run that starts right where `s` ends, or null.
+            let run_after = |a: &Self| {
+                let r = a.free_neighbour(end, region, arena);
+                if !r.is_null() && (*r).start == end { r } else { ptr::null_mut() }
+            };
+            let mut right = run_after(self);
             let have = if right.is_null() { 0 } else { (*right).pages };
             if have < extra {
                 let top = if right.is_null() { end } else { (*right).end_addr() };
-                let at_top = !self.brk_region.is_null() && (*s).region == self.brk_region && (*self.brk_region).end == top;
+                let at_top = !self.brk_region.is_null() && region == self.brk_region && (*self.brk_region).end == top;
                 // Only where the block would otherwise make the arena grow anyway: free
                 // pages elsewhere that can take it are better used than new ones. The new
                 // pages join the run after `s` (or start it) as a fresh run.
                 if !at_top || !self.best_run(pages).is_null() || !self.grow_brk((extra - have) << PAGE_SHIFT, arena) {
                     return false;
                 }
-                right = self.free_neighbour(end, (*s).region, arena);
-                if right.is_null() || (*right).start != end || (*right).pages < extra {
+                right = run_after(self);
+                if right.is_null() || (*right).pages < extra {
                     return false;
                 }
             }
@@ -620,7 +623,7 @@ impl ArenaInner {
                 return;
             };
             self.big_bytes -= (*tail).bytes();
-            (*tail).kind = Kind::FreeRun;
+            // (split_off_tail made it a FreeRun; its pages were the block's.)
             (*tail).zeroed = false;
             (*tail).decommitted = false;
             self.release_run(tail, arena);
