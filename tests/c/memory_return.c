@@ -34,6 +34,12 @@
  *                           M_TRIM_THRESHOLD (1 MiB) first, which turns the dynamic
  *                           threshold off; with "thread", a second thread runs the loop
  *                           (in oxmalloc, from an arena that grows with mmap, not brk).
+ *   memory_return handoff   the main thread allocates 3000 blocks of 500 B (1.5 MB) and frees
+ *                           them all; then a second thread allocates 100 B (its first block),
+ *                           and 3000 blocks of 500 B, fills and checks them. Prints
+ *                           rss_freed_kib (after the main thread's frees), rss_thread_kib
+ *                           (with the thread's blocks out), reused (how many of the thread's
+ *                           blocks lie where the main thread's were).
  * Exit status 0 and a line "SUMMARY memory-return-<mode> failed=0" when every check holds.
  */
 #include <malloc.h>
@@ -144,6 +150,28 @@ static void *top_cycle(void *arg) {
     return arg;
 }
 
+enum { HANDOFF = 3000, HANDOFF_SIZE = 500 };
+static uintptr_t handoff_lo, handoff_hi;
+static long handoff_rss, handoff_reused;
+static void *handoff_thread(void *arg) {
+    static unsigned char *w[HANDOFF];
+    unsigned char *first = malloc(100);
+    CHECK(first != NULL, "malloc(100) failed");
+    for (int i = 0; i < HANDOFF; i++) {
+        w[i] = malloc(HANDOFF_SIZE);
+        CHECK(w[i] != NULL, "malloc(%d) failed", HANDOFF_SIZE);
+        fill(w[i], HANDOFF_SIZE, (uint64_t)i + 11);
+        if ((uintptr_t)w[i] >= handoff_lo && (uintptr_t)w[i] < handoff_hi) handoff_reused++;
+    }
+    handoff_rss = rss_kib();
+    for (int i = 0; i < HANDOFF; i++) {
+        CHECK(intact(w[i], HANDOFF_SIZE, (uint64_t)i + 11), "block %d damaged", i);
+        free(w[i]);
+    }
+    free(first);
+    return arg;
+}
+
 static long within(size_t got, size_t want) {
     return got >= want - want / 20 && got <= want + want / 20;
 }
@@ -185,6 +213,24 @@ int main(int argc, char **argv) {
             }
             for (int i = 0; i < N; i++) free(v[i]);
         }
+    } else if (!strcmp(mode, "handoff")) {
+        handoff_lo = UINTPTR_MAX;
+        for (int i = 0; i < HANDOFF; i++) {
+            v[i] = malloc(HANDOFF_SIZE);
+            CHECK(v[i] != NULL, "malloc(%d) failed", HANDOFF_SIZE);
+            fill(v[i], HANDOFF_SIZE, (uint64_t)i);
+            if ((uintptr_t)v[i] < handoff_lo) handoff_lo = (uintptr_t)v[i];
+            if ((uintptr_t)v[i] + HANDOFF_SIZE > handoff_hi) handoff_hi = (uintptr_t)v[i] + HANDOFF_SIZE;
+        }
+        for (int i = 0; i < HANDOFF; i++) {
+            CHECK(intact(v[i], HANDOFF_SIZE, (uint64_t)i), "block %d damaged", i);
+            free(v[i]);
+        }
+        long freed = rss_kib();
+        pthread_t t;
+        pthread_create(&t, 0, handoff_thread, 0);
+        pthread_join(t, 0);
+        printf("rss_freed_kib=%ld\nrss_thread_kib=%ld\nreused=%ld\n", freed, handoff_rss, handoff_reused);
     } else if (!strcmp(mode, "mallinfo")) {
         struct mallinfo2 a = mallinfo2();
         for (int i = 0; i < 10240; i++) v[i] = malloc(1024);
