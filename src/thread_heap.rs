@@ -585,19 +585,22 @@ impl ThreadHeap {
     }
 
     /// A span of class `class` for this heap, from memory that is resident first: an
-    /// orphan with free blocks or an empty span kept ready, from the heap's arena and
-    /// then from the others (when their locks are free: a span carries its arena, and
-    /// goes back to it); then free pages, the same way round; and only then new pages
-    /// the heap's own arena grows by. Null when out of memory.
+    /// orphan with free blocks or an empty span of the class kept ready, from the
+    /// heap's arena and then from the others (when their locks are free: a span
+    /// carries its arena, and goes back to it); then, the same way round, an empty span
+    /// kept ready for another class, laid out anew (`Source::Convert`); then free
+    /// pages; and only then new pages the heap's own arena grows by. Null when out of
+    /// memory.
     ///
     /// (Free pages of the own arena before another arena's ready spans faulted in fresh
     /// pages while those stayed resident: in larson, the spans the main thread's
     /// blocks came from, emptied by the workers' frees, sat in arena 0 while the
     /// workers carved arena 1. Resident first: larson's peak RSS 25.3 -> 24.3 MiB,
-    /// thread-churn's 7.9 -> 7.4 MiB.)
+    /// thread-churn's 7.9 -> 7.4 MiB. Converting spans kept for other classes, in a
+    /// program whose phases use different sizes: rust-collections 18.4 -> 17.2 MiB.)
     fn new_span(&mut self, class: usize) -> *mut Span {
         let own = self.arena;
-        for source in [Source::Resident, Source::Pages] {
+        for source in [Source::Resident, Source::Convert, Source::Pages] {
             let s = self.span_from(own, class, source, true);
             if !s.is_null() {
                 return s;
@@ -657,14 +660,22 @@ impl ThreadHeap {
             return ptr::null_mut();
         }
         let shape = span_of(class);
-        let s = a.alloc_run_or_grow(arena, shape.pages as usize, PAGE_SIZE, source == Source::Grow);
+        let converted = source == Source::Convert;
+        let s = if converted {
+            a.take_cached_span_of_pages(shape.pages as usize)
+        } else {
+            a.alloc_run_or_grow(arena, shape.pages as usize, PAGE_SIZE, source == Source::Grow)
+        };
         if s.is_null() {
             return s;
         }
-        a.small_span_bytes += shape.pages as usize * PAGE_SIZE;
+        if !converted {
+            a.small_span_bytes += shape.pages as usize * PAGE_SIZE;
+        }
         let generation = a.generation;
         drop(a);
-        // SAFETY: `s` is a fresh run of this arena that nothing else references.
+        // SAFETY: `s` is a fresh run of this arena, or an empty span just taken from its
+        // cache, that nothing else references.
         unsafe {
             let sp = &mut *s;
             let size = block_size(class) as u32;
@@ -682,8 +693,11 @@ impl ThreadHeap {
             sp.thread_free.store(TF_NORMAL, Ordering::Relaxed);
             sp.heap = me;
             sp.arena_gen = generation;
-            // Publish the span in the page map before any block of it is handed out.
-            pagemap::set_range(sp.start, sp.pages, s);
+            // Publish the span in the page map before any block of it is handed out (a
+            // converted span is there already: same record, same pages).
+            if !converted {
+                pagemap::set_range(sp.start, sp.pages, s);
+            }
             sp.owner_tp = tag;
         }
         s
@@ -696,6 +710,9 @@ enum Source {
     /// Only spans whose pages are in use already: an orphan with free blocks, an empty
     /// span kept ready.
     Resident,
+    /// An empty span kept ready for another class with as many pages, laid out anew;
+    /// never the last one a class has ready (arena.rs, `take_cached_span_of_pages`).
+    Convert,
     /// Those, or the arena's free pages.
     Pages,
     /// Any of those, or new pages the arena grows by.

@@ -40,6 +40,11 @@
  *                           rss_freed_kib (after the main thread's frees), rss_thread_kib
  *                           (with the thread's blocks out), reused (how many of the thread's
  *                           blocks lie where the main thread's were).
+ *   memory_return convert   one thread allocates 3000 blocks of 500 B (1.5 MB) and frees them
+ *                           all, then allocates 1500 blocks of 1000 B, fills and checks
+ *                           them. Prints rss_freed_kib, rss_after_kib (with the 1000 B
+ *                           blocks out), reused (how many of them lie where the 500 B ones
+ *                           were).
  * Exit status 0 and a line "SUMMARY memory-return-<mode> failed=0" when every check holds.
  */
 #include <malloc.h>
@@ -213,6 +218,32 @@ int main(int argc, char **argv) {
             }
             for (int i = 0; i < N; i++) free(v[i]);
         }
+    } else if (!strcmp(mode, "convert")) {
+        uintptr_t lo = UINTPTR_MAX, hi = 0;
+        for (int i = 0; i < HANDOFF; i++) {
+            v[i] = malloc(HANDOFF_SIZE);
+            CHECK(v[i] != NULL, "malloc(%d) failed", HANDOFF_SIZE);
+            fill(v[i], HANDOFF_SIZE, (uint64_t)i);
+            if ((uintptr_t)v[i] < lo) lo = (uintptr_t)v[i];
+            if ((uintptr_t)v[i] + HANDOFF_SIZE > hi) hi = (uintptr_t)v[i] + HANDOFF_SIZE;
+        }
+        for (int i = 0; i < HANDOFF; i++) {
+            CHECK(intact(v[i], HANDOFF_SIZE, (uint64_t)i), "block %d damaged", i);
+            free(v[i]);
+        }
+        long freed = rss_kib(), reused = 0;
+        for (int i = 0; i < HANDOFF / 2; i++) {
+            v[i] = malloc(2 * HANDOFF_SIZE);
+            CHECK(v[i] != NULL, "malloc(%d) failed", 2 * HANDOFF_SIZE);
+            fill(v[i], 2 * HANDOFF_SIZE, (uint64_t)i + 5);
+            if ((uintptr_t)v[i] >= lo && (uintptr_t)v[i] < hi) reused++;
+        }
+        long after = rss_kib();
+        for (int i = 0; i < HANDOFF / 2; i++) {
+            CHECK(intact(v[i], 2 * HANDOFF_SIZE, (uint64_t)i + 5), "block %d damaged", i);
+            free(v[i]);
+        }
+        printf("rss_freed_kib=%ld\nrss_after_kib=%ld\nreused=%ld\n", freed, after, reused);
     } else if (!strcmp(mode, "handoff")) {
         handoff_lo = UINTPTR_MAX;
         for (int i = 0; i < HANDOFF; i++) {
