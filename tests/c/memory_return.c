@@ -35,11 +35,11 @@
  *                           threshold off; with "thread", a second thread runs the loop
  *                           (in oxmalloc, from an arena that grows with mmap, not brk).
  *   memory_return handoff   the main thread allocates 3000 blocks of 500 B (1.5 MB) and frees
- *                           them all; then a second thread allocates 100 B (its first block),
- *                           and 3000 blocks of 500 B, fills and checks them. Prints
- *                           rss_freed_kib (after the main thread's frees), rss_thread_kib
- *                           (with the thread's blocks out), reused (how many of the thread's
- *                           blocks lie where the main thread's were).
+ *                           them all; then a second thread allocates and frees 64 blocks of
+ *                           100 kB without writing them (its arena now has free pages), and
+ *                           allocates 3000 blocks of 500 B, fills and checks them. Prints
+ *                           rss_before_kib (before the 500 B blocks), rss_thread_kib (with
+ *                           them out), reused (how many lie where the main thread's were).
  *   memory_return convert   one thread allocates 3000 blocks of 500 B (1.5 MB) and frees them
  *                           all, then allocates 1500 blocks of 1000 B, fills and checks
  *                           them. Prints rss_freed_kib, rss_after_kib (with the 1000 B
@@ -156,24 +156,52 @@ static void *top_cycle(void *arg) {
 }
 
 enum { HANDOFF = 3000, HANDOFF_SIZE = 500 };
-static uintptr_t handoff_lo, handoff_hi;
-static long handoff_rss, handoff_reused;
-static void *handoff_thread(void *arg) {
-    static unsigned char *w[HANDOFF];
-    unsigned char *first = malloc(100);
-    CHECK(first != NULL, "malloc(100) failed");
-    for (int i = 0; i < HANDOFF; i++) {
-        w[i] = malloc(HANDOFF_SIZE);
-        CHECK(w[i] != NULL, "malloc(%d) failed", HANDOFF_SIZE);
-        fill(w[i], HANDOFF_SIZE, (uint64_t)i + 11);
-        if ((uintptr_t)w[i] >= handoff_lo && (uintptr_t)w[i] < handoff_hi) handoff_reused++;
+
+/* n blocks of `size` into w[], each filled (tag + i); widens [*lo, *hi) to cover them
+ * when lo is given, else returns how many lie inside [reuse_lo, reuse_hi). */
+static long alloc_filled(unsigned char **w, int n, size_t size, uint64_t tag, uintptr_t *lo, uintptr_t *hi,
+                         uintptr_t reuse_lo, uintptr_t reuse_hi) {
+    long inside = 0;
+    for (int i = 0; i < n; i++) {
+        w[i] = malloc(size);
+        CHECK(w[i] != NULL, "malloc(%zu) failed", size);
+        fill(w[i], size, tag + (uint64_t)i);
+        uintptr_t a = (uintptr_t)w[i];
+        if (lo) {
+            if (a < *lo) *lo = a;
+            if (a + size > *hi) *hi = a + size;
+        } else if (a >= reuse_lo && a < reuse_hi) {
+            inside++;
+        }
     }
-    handoff_rss = rss_kib();
-    for (int i = 0; i < HANDOFF; i++) {
-        CHECK(intact(w[i], HANDOFF_SIZE, (uint64_t)i + 11), "block %d damaged", i);
+    return inside;
+}
+
+/* Checks and frees what alloc_filled gave. */
+static void check_free(unsigned char **w, int n, size_t size, uint64_t tag) {
+    for (int i = 0; i < n; i++) {
+        CHECK(intact(w[i], size, tag + (uint64_t)i), "block %d of %zu B damaged", i, size);
         free(w[i]);
     }
-    free(first);
+}
+
+static uintptr_t handoff_lo, handoff_hi;
+static long handoff_rss_before, handoff_rss, handoff_reused;
+static void *handoff_thread(void *arg) {
+    static unsigned char *w[HANDOFF];
+    /* Give this thread's arena free pages first: 64 blocks of 100 kB (a size whose
+     * spans no other class has), not written to, then freed. */
+    enum { BIG = 64 };
+    void *big[BIG];
+    for (int i = 0; i < BIG; i++) {
+        big[i] = malloc(100000);
+        CHECK(big[i] != NULL, "malloc(100000) failed");
+    }
+    for (int i = 0; i < BIG; i++) free(big[i]);
+    handoff_rss_before = rss_kib();
+    handoff_reused = alloc_filled(w, HANDOFF, HANDOFF_SIZE, 11, NULL, NULL, handoff_lo, handoff_hi);
+    handoff_rss = rss_kib();
+    check_free(w, HANDOFF, HANDOFF_SIZE, 11);
     return arg;
 }
 
@@ -220,48 +248,21 @@ int main(int argc, char **argv) {
         }
     } else if (!strcmp(mode, "convert")) {
         uintptr_t lo = UINTPTR_MAX, hi = 0;
-        for (int i = 0; i < HANDOFF; i++) {
-            v[i] = malloc(HANDOFF_SIZE);
-            CHECK(v[i] != NULL, "malloc(%d) failed", HANDOFF_SIZE);
-            fill(v[i], HANDOFF_SIZE, (uint64_t)i);
-            if ((uintptr_t)v[i] < lo) lo = (uintptr_t)v[i];
-            if ((uintptr_t)v[i] + HANDOFF_SIZE > hi) hi = (uintptr_t)v[i] + HANDOFF_SIZE;
-        }
-        for (int i = 0; i < HANDOFF; i++) {
-            CHECK(intact(v[i], HANDOFF_SIZE, (uint64_t)i), "block %d damaged", i);
-            free(v[i]);
-        }
-        long freed = rss_kib(), reused = 0;
-        for (int i = 0; i < HANDOFF / 2; i++) {
-            v[i] = malloc(2 * HANDOFF_SIZE);
-            CHECK(v[i] != NULL, "malloc(%d) failed", 2 * HANDOFF_SIZE);
-            fill(v[i], 2 * HANDOFF_SIZE, (uint64_t)i + 5);
-            if ((uintptr_t)v[i] >= lo && (uintptr_t)v[i] < hi) reused++;
-        }
+        alloc_filled(v, HANDOFF, HANDOFF_SIZE, 0, &lo, &hi, 0, 0);
+        check_free(v, HANDOFF, HANDOFF_SIZE, 0);
+        long freed = rss_kib();
+        long reused = alloc_filled(v, HANDOFF / 2, 2 * HANDOFF_SIZE, 5, NULL, NULL, lo, hi);
         long after = rss_kib();
-        for (int i = 0; i < HANDOFF / 2; i++) {
-            CHECK(intact(v[i], 2 * HANDOFF_SIZE, (uint64_t)i + 5), "block %d damaged", i);
-            free(v[i]);
-        }
+        check_free(v, HANDOFF / 2, 2 * HANDOFF_SIZE, 5);
         printf("rss_freed_kib=%ld\nrss_after_kib=%ld\nreused=%ld\n", freed, after, reused);
     } else if (!strcmp(mode, "handoff")) {
         handoff_lo = UINTPTR_MAX;
-        for (int i = 0; i < HANDOFF; i++) {
-            v[i] = malloc(HANDOFF_SIZE);
-            CHECK(v[i] != NULL, "malloc(%d) failed", HANDOFF_SIZE);
-            fill(v[i], HANDOFF_SIZE, (uint64_t)i);
-            if ((uintptr_t)v[i] < handoff_lo) handoff_lo = (uintptr_t)v[i];
-            if ((uintptr_t)v[i] + HANDOFF_SIZE > handoff_hi) handoff_hi = (uintptr_t)v[i] + HANDOFF_SIZE;
-        }
-        for (int i = 0; i < HANDOFF; i++) {
-            CHECK(intact(v[i], HANDOFF_SIZE, (uint64_t)i), "block %d damaged", i);
-            free(v[i]);
-        }
-        long freed = rss_kib();
+        alloc_filled(v, HANDOFF, HANDOFF_SIZE, 0, &handoff_lo, &handoff_hi, 0, 0);
+        check_free(v, HANDOFF, HANDOFF_SIZE, 0);
         pthread_t t;
         pthread_create(&t, 0, handoff_thread, 0);
         pthread_join(t, 0);
-        printf("rss_freed_kib=%ld\nrss_thread_kib=%ld\nreused=%ld\n", freed, handoff_rss, handoff_reused);
+        printf("rss_before_kib=%ld\nrss_thread_kib=%ld\nreused=%ld\n", handoff_rss_before, handoff_rss, handoff_reused);
     } else if (!strcmp(mode, "mallinfo")) {
         struct mallinfo2 a = mallinfo2();
         for (int i = 0; i < 10240; i++) v[i] = malloc(1024);
