@@ -40,20 +40,27 @@ fn reverse_free_gives_memory_back_without_a_trim_call() {
     assert!(grown <= 16 * 1024, "RSS still {grown} KiB above the start:\n{out}");
 }
 
+/// Runs a scenario whose blocks should land in resident spans left empty: at least
+/// `min_reused` of its `total` blocks where the freed ones were, and RSS between the
+/// `before` and `after` figures grown by at most 512 KiB (the blocks are 1.5 MB).
+fn assert_reuses_resident_spans(mode: &str, before: &str, after: &str, total: i64, min_reused: i64) {
+    let out = run_mode(mode, Preload::Oxmalloc);
+    let grown = field(&out, after) - field(&out, before);
+    let reused = field(&out, "reused");
+    assert!(reused >= min_reused, "only {reused} of {total} blocks reused the emptied spans:\n{out}");
+    assert!(grown <= 512, "RSS grew {grown} KiB for blocks that had resident spans to go to:\n{out}");
+}
+
 /// A thread that needs spans takes the ones another thread emptied, which are
 /// resident, before it faults in fresh pages of its own arena (it has free pages there:
 /// it allocated and freed 6.4 MB of 100 kB blocks first). The main thread frees 1.5 MB
 /// of 500 B blocks; a new thread then allocates as many: nearly all of them where the
-/// main thread's were,
-/// and RSS grows by well under their 1.5 MB. (Before, the thread carved its own arena:
-/// RSS +1.5 MB, nothing reused. glibc gives the thread an arena of its own too.)
+/// main thread's were, and RSS grows by well under their 1.5 MB. (Before, the thread
+/// carved its own arena: RSS +1.5 MB, nothing reused. glibc gives the thread an arena
+/// of its own too.)
 #[test]
 fn a_new_thread_reuses_the_spans_another_thread_emptied() {
-    let out = run_mode("handoff", Preload::Oxmalloc);
-    let grown = field(&out, "rss_thread_kib") - field(&out, "rss_before_kib");
-    let reused = field(&out, "reused");
-    assert!(reused >= 2700, "only {reused} of 3000 blocks reused the freed spans:\n{out}");
-    assert!(grown <= 512, "RSS grew {grown} KiB for blocks that had resident spans to go to:\n{out}");
+    assert_reuses_resident_spans("handoff", "rss_before_kib", "rss_thread_kib", 3000, 2700);
 }
 
 /// A class that needs a span takes an empty span another class's frees left ready
@@ -63,11 +70,7 @@ fn a_new_thread_reuses_the_spans_another_thread_emptied() {
 /// new pages: RSS +1.5 MB, 64 of 1500 reused.)
 #[test]
 fn a_class_reuses_the_empty_spans_another_class_left() {
-    let out = run_mode("convert", Preload::Oxmalloc);
-    let grown = field(&out, "rss_after_kib") - field(&out, "rss_freed_kib");
-    let reused = field(&out, "reused");
-    assert!(reused >= 1350, "only {reused} of 1500 blocks reused the emptied spans:\n{out}");
-    assert!(grown <= 512, "RSS grew {grown} KiB for blocks that had resident spans to go to:\n{out}");
+    assert_reuses_resident_spans("convert", "rss_freed_kib", "rss_after_kib", 1500, 1350);
 }
 
 /// 63 of every 64 blocks freed, then malloc_trim(0): RSS no higher than glibc's after its
