@@ -1,9 +1,10 @@
 //! The allocation front: C semantics and dispatch, with the two fast paths.
 //!
-//! `malloc` of up to 1 KiB and `free` of a block the calling thread owns are the fast
-//! paths; everything else (first call of a thread, empty free list, other size ranges,
-//! alignment, frees of other threads' blocks, big and large blocks, misuse) goes
-//! through the `#[cold]` slow paths below, which the fast paths tail-call.
+//! `malloc` of up to 1 KiB and `free` of a small block, whichever thread's span it
+//! belongs to, are the fast paths: they pop and push the calling thread's cache of the
+//! block's size class (thread_cache.rs). Everything else (first call of a thread, an
+//! empty or full cache, other size ranges, alignment, big and large blocks, misuse)
+//! goes through the `#[cold]` slow paths below, which the fast paths tail-call.
 //!
 //! Where requests go:
 //! - up to 128 KiB (`MAX_CLASS_SIZE`) and below the mmap threshold: a size class,
@@ -26,6 +27,7 @@ use crate::os::{self, PAGE_SHIFT, PAGE_SIZE};
 use crate::pagemap;
 use crate::size_class::{aligned_class, class_of, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX};
 use crate::span::{Block, Kind, Span};
+use crate::thread_cache::BlockCache;
 use crate::thread_heap::{self, ThreadHeap};
 use crate::tls;
 
@@ -39,20 +41,26 @@ const MAX_REQUEST: usize = isize::MAX as usize - 2 * 1024 * 1024;
 // The fast paths
 // ---------------------------------------------------------------------------------
 
-/// `malloc`. Fast path: one TLS load, the span for this size from the heap's direct
-/// table, pop the head of its free list after checking its free mark (`pop_current`;
-/// 12 instructions, no lock, no atomic).
+/// `malloc`. Fast path: one TLS load, the cache for this size from the heap's direct
+/// table, pop its most recently freed block and clear the block's free mark (12
+/// instructions, no lock, no atomic). An empty cache (always, for a thread without a
+/// heap yet or a heap in slow mode) sends it to the slow path.
 #[inline(always)]
 pub unsafe fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_LOOKUP_MAX {
         // SAFETY: size <= SMALL_LOOKUP_MAX < DIRECT_SLOTS; the TLS heap is always valid
-        // (EMPTY_HEAP at worst, whose spans are all EMPTY_SPAN), and its direct table
-        // holds its current spans, as pop_current requires.
+        // (EMPTY_HEAP at worst, whose direct table points at EMPTY_CACHE, empty and
+        // never written); a heap's caches are its thread's alone, and `slots[..count]`
+        // are blocks that are out of their spans and free (thread_cache.rs).
         unsafe {
             let heap = tls::heap();
-            let block = pop_current(*(*heap).direct.get_unchecked(size));
-            if !block.is_null() {
-                return block;
+            let cache = *(*heap).direct.get_unchecked(size);
+            let n = (*cache).count;
+            if n != 0 {
+                let block = *(*cache).slots.get_unchecked(n as usize - 1);
+                (*cache).count = n - 1;
+                (*block).mark = 0;
+                return block.cast();
             }
         }
     }
@@ -60,54 +68,39 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
     unsafe { malloc_slow(size) }
 }
 
-/// Pops the head of `span`'s free list, or null when it has none (or it is corrupted:
-/// the slow path tells the two apart). An empty list ends at LIST_END, whose mark
-/// matches no span, so the mark check is also the emptiness check.
-///
-/// # Safety
-/// `span` is one of the calling thread's current spans (EMPTY_SPAN at worst): nobody
-/// else touches its `free`, and a list head is always readable (a block of the span,
-/// or LIST_END).
-#[inline(always)]
-unsafe fn pop_current(span: *mut Span) -> *mut u8 {
-    // SAFETY: per the contract.
-    unsafe {
-        let block = (*span).free;
-        if !Block::is_marked(block, span) {
-            return ptr::null_mut();
-        }
-        (*span).free = (*block).next;
-        (*block).mark = 0;
-        (*span).used += 1;
-        block.cast()
-    }
-}
-
-/// `free`. Fast path: page-map lookup, compare the span's owner with the thread
-/// pointer, check that the block is aligned and not already free, mark it and push it
-/// onto the span's free list (25 instructions, no lock, no atomic). Anything else
-/// (another thread's block, a big or large block, NULL, misuse) goes to `free_slow`.
+/// `free`. Fast path: page-map lookup; the calling thread's cache of the span's class
+/// at the span's `cache_off`; if it has room and the block is aligned and not already
+/// free, mark it and push it (24 instructions, no lock, no atomic). Spans that are not
+/// small (and NO_SPAN, for NULL and foreign pointers) have `cache_off` 0, where every
+/// heap has `no_cache`, which is always full: one test covers both. Anything else (a
+/// full cache, big or large blocks, NULL, misuse) goes to `free_slow`.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let tp = tls::thread_pointer();
     let span = pagemap::lookup_fast(p as usize);
     let b = p.cast::<Block>();
-    // SAFETY: lookup_fast gives a live span record (NO_SPAN, owner 0, at worst). When its
-    // owner is the calling thread, only this thread touches its free list and counts,
-    // and `p` lies in one of its pages, so its first 16 bytes (p is 16-aligned) are
-    // readable and, unless it is already free, the program's to give back.
+    // SAFETY: lookup_fast gives a live span record (NO_SPAN at worst, cache_off 0). The
+    // TLS heap is valid (a static heap at worst, whose caches have limit 0 and are
+    // never written), and `cache_off` is the offset of a BlockCache in it (no_cache
+    // for 0). A cache with room is the calling thread's own, and means the span is a
+    // small span, so `p` lies in one of its pages and its first 16 bytes (p is
+    // 16-aligned) are readable and, unless it is already free, the program's to give
+    // back; a cached block stays out of its span (its `used` counts it).
     unsafe {
-        if (*span).owner_tp == tp && p as usize % MIN_ALIGN == 0 && !Block::is_marked(b, span) {
-            Block::put(b, span, (*span).free);
-            (*span).free = b;
-            // `used` >= 1 here (this block is out), so it reaches 0 exactly when the span
-            // is empty or was set aside as full (its count is then held at
-            // Span::full_hold).
-            (*span).used -= 1;
-            if (*span).used != 0 {
+        if p as usize % MIN_ALIGN == 0 {
+            let cache = tls::heap().cast::<u8>().add((*span).cache_off as usize).cast::<BlockCache>();
+            let n = (*cache).count;
+            if n < (*cache).limit && !Block::is_marked(b, span) {
+                (*b).mark = Block::mark_of(span);
+                *(*cache).slots.get_unchecked_mut(n as usize) = b;
+                // `count = n + 1` as one read-modify-write instruction (the compiler
+                // would spend two on it, and the pair's budget is 40).
+                core::arch::asm!(
+                    "inc dword ptr [{count}]",
+                    count = in(reg) ptr::addr_of_mut!((*cache).count),
+                    options(nostack),
+                );
                 return;
             }
-            return free_settle(span);
         }
         free_slow(p)
     }
@@ -119,29 +112,23 @@ pub unsafe fn free(p: *mut u8) {
 
 #[cold]
 #[inline(never)]
-unsafe fn free_settle(span: *mut Span) {
-    // SAFETY: the fast path found `span` owned by this thread, so its heap is ours;
-    // its lock is for its span lists.
-    unsafe {
-        let heap = (*span).heap;
-        (*heap).lock.lock();
-        (*heap).settle(span);
-        (*heap).lock.unlock();
-    }
-}
-
-#[cold]
-#[inline(never)]
 pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
-    // Sizes classed above the fast path's table (1 KiB to 128 KiB) pop from the current
-    // span the same way when it has a block, after one look at the mmap threshold.
+    // Sizes classed above the fast path's table (1 KiB to 128 KiB) pop from their
+    // class's cache the same way when it has a block, after one look at the mmap
+    // threshold.
     if size > SMALL_LOOKUP_MAX && size <= MAX_CLASS_SIZE && size < options::mmap_threshold() {
-        // SAFETY: as in `malloc`: the TLS heap is valid and its current spans are ours
-        // (EMPTY_SPAN, with no block, when there is none or the heap is in slow mode).
+        // SAFETY: as in `malloc`: the TLS heap is valid (a static heap's caches are
+        // empty and only read here), its caches are this thread's, and class_of gives
+        // an index below NUM_CLASSES.
         unsafe {
-            let block = pop_current((&(*tls::heap()).current)[class_of(size)]);
-            if !block.is_null() {
-                return block;
+            let caches = ptr::addr_of_mut!((*tls::heap()).caches).cast::<BlockCache>();
+            let cache = caches.add(class_of(size));
+            let n = (*cache).count;
+            if n != 0 {
+                let block = *(*cache).slots.get_unchecked(n as usize - 1);
+                (*cache).count = n - 1;
+                (*block).mark = 0;
+                return block.cast();
             }
         }
     }
@@ -181,6 +168,9 @@ unsafe fn alloc_in(heap: &mut ThreadHeap, size: usize, align: usize) -> *mut u8 
             aligned_class(size, align)
         };
         if let Some(class) = class {
+            if align <= MIN_ALIGN && heap.caches[class].limit != 0 {
+                return heap.alloc_cached(class);
+            }
             return heap.alloc_small(class);
         }
         return big_alloc(heap, size, align).0;
@@ -207,7 +197,7 @@ fn big_alloc(heap: &mut ThreadHeap, size: usize, align: usize) -> (*mut u8, bool
     a.big_bytes += pages * PAGE_SIZE;
     // SAFETY: a fresh run of this arena, referenced by nothing else yet.
     unsafe {
-        (*s).kind = Kind::Big;
+        (*s).kind = Kind::Big; (*s).cache_off = 0;
         (*s).arena_gen = a.generation;
         let zeroed = (*s).zeroed;
         let start = (*s).start;
@@ -287,22 +277,35 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
 #[cold]
 #[inline(never)]
 pub unsafe fn free_slow(p: *mut u8) {
-    // The common case here first: a block of another thread's span (or of an orphan,
-    // whose owner is 0), checked as `owning_span` checks it but without its messages;
-    // anything else, NULL included (NO_SPAN has no blocks), goes the long way below.
-    // It makes no syscall (an orphan's free, which may, keeps errno itself): no errno
-    // to keep.
+    // The common cases here first, for a small block checked as `owning_span` checks
+    // it but without its messages: the calling thread's cache of its class is full
+    // (it flushes half), or the thread has no cache open (no heap yet, or slow mode)
+    // and the block is another thread's (or an orphan's, whose owner is 0). Anything
+    // else, NULL included (NO_SPAN has no blocks), goes the long way below.
     // SAFETY: lookup_fast gives a live record (NO_SPAN at worst); a block start of a
-    // small span lies in its mapped pages, so its first word is readable.
+    // small span lies in its mapped pages, so its first word is readable. The TLS heap
+    // is valid; a cache with a limit is the calling thread's own.
     unsafe {
         let span = pagemap::lookup_fast(p as usize);
         if (*span).kind == Kind::Small
             && (*span).is_block_start(p as usize)
             && !Block::is_marked(p.cast(), span)
-            && (*span).owner_tp & !1 != tls::thread_pointer()
             && !crate::check::enabled()
         {
-            return thread_heap::free_remote(span, p.cast());
+            let heap = tls::heap();
+            if (&(*heap).caches)[(*span).class as usize].limit != 0 {
+                // The flush may give spans back: keep errno.
+                let saved = os::errno();
+                (*heap).lock.lock();
+                (*heap).free_to_full_cache(span, p.cast());
+                (*heap).lock.unlock();
+                os::set_errno(saved);
+                return;
+            }
+            // No syscall here (an orphan's free, which may, keeps errno itself).
+            if (*span).owner_tp & !1 != tls::thread_pointer() {
+                return thread_heap::free_remote(span, p.cast());
+            }
         }
     }
     if p.is_null() {

@@ -245,6 +245,7 @@ pub fn holder(s: &Span) -> Holder {
 
 /// Takes the census.
 pub fn take() -> Stats {
+    crate::thread_heap::flush_own_caches();
     let mut st = Stats::empty();
     for (c, class) in st.classes.iter_mut().enumerate() {
         class.block_size = block_size(c);

@@ -75,6 +75,7 @@ mod size_class;
 mod span;
 pub mod stats;
 mod sync;
+mod thread_cache;
 mod thread_heap;
 mod tls;
 

@@ -62,7 +62,7 @@ impl Block {
     pub unsafe fn put(b: *mut Block, s: *const Span, next: *mut Block) {
         // SAFETY: per the contract.
         unsafe {
-            (*b).mark = s as usize;
+            (*b).mark = Block::mark_of(s);
             (*b).next = next;
         }
     }
@@ -74,7 +74,15 @@ impl Block {
     #[inline(always)]
     pub unsafe fn is_marked(b: *const Block, s: *const Span) -> bool {
         // SAFETY: per the contract.
-        unsafe { (*b).mark == s as usize }
+        unsafe { (*b).mark == Block::mark_of(s) }
+    }
+
+    /// The mark of the free blocks of span `s`: its offset from the page map, which is
+    /// what the page map's entry for it holds (so the free fast path compares the entry
+    /// itself). Never 0 (the page map is not a span), the mark of LIST_END.
+    #[inline(always)]
+    pub fn mark_of(s: *const Span) -> usize {
+        (s as usize).wrapping_sub(crate::pagemap::base())
     }
 }
 
@@ -98,10 +106,11 @@ pub const fn list_end() -> *mut Block {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Kind {
-    Small = 0,
-    Big = 1,
-    Large = 2,
-    FreeRun = 3,
+    /// Also what NO_SPAN (all zero, pagemap.rs) reads as: a record without blocks.
+    FreeRun = 0,
+    Small = 1,
+    Big = 2,
+    Large = 3,
     /// Not a span: FREED_LARGE, the page-map entry of an unmapped large block.
     Freed = 4,
 }
@@ -171,6 +180,9 @@ pub struct Span {
     pub capacity: u32,
     pub class: u8,
     pub kind: Kind,
+    /// Small spans: the byte offset of their class's cache in a ThreadHeap (never 0);
+    /// 0 for every other kind, so the free fast path's test of it is its kind test.
+    pub cache_off: u32,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,
     /// Small spans: the span its class allocates from, whose `used` carries the +1 of
@@ -215,6 +227,7 @@ impl Span {
             capacity: 0,
             class: 0,
             kind: Kind::FreeRun,
+            cache_off: 0,
             in_full: false,
             is_current: false,
             zeroed: false,

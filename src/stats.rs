@@ -52,6 +52,7 @@ pub struct MallInfo {
 }
 
 pub fn mallinfo2() -> MallInfo2 {
+    crate::thread_heap::flush_own_caches();
     let mut m = MallInfo2::default();
     for i in 0..init::arena_count() {
         // In use: the blocks handed out (small blocks at their class size, big blocks at
@@ -102,6 +103,7 @@ pub fn malloc_stats() {
 /// # Safety
 /// `stream` is a valid, open stdio stream.
 pub unsafe fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
+    crate::thread_heap::flush_own_caches();
     if options != 0 {
         os::set_errno(libc::EINVAL);
         return -1;

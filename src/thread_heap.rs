@@ -1,11 +1,14 @@
 //! Thread heaps: the per-thread caches in front of the arenas (design invariants 2-4).
 //!
 //! Each thread owns spans of small blocks, one queue of them per size class; the
-//! queue's head is the span the thread allocates from (`current`). A thread mallocs
-//! by popping its current span's free list and frees its own blocks by pushing onto
-//! their span's free list: no lock and no atomic on either (alloc.rs has the fast
-//! paths). Blocks freed by other threads go onto the span's atomic `thread_free`
-//! stack, which the owner collects in one swap when its free list runs dry.
+//! queue's head is the span the thread allocates from (`current`). In front of them
+//! sit the thread's caches (thread_cache.rs): malloc pops its class's cache and free
+//! pushes onto it, whichever span the block is from, with no lock and no atomic
+//! (alloc.rs has the fast paths). Caches refill from the current span and flush to
+//! the blocks' spans in batches, under the heap lock: a block of the thread's own
+//! span goes back on the span's free list, another thread's onto that span's atomic
+//! `thread_free` stack, which its owner collects in one swap when its free list runs
+//! dry.
 //!
 //! A span with no free block left is set aside ("full") so refills don't walk it;
 //! its owner's first free brings it back (the free fast path notices through the
@@ -14,9 +17,10 @@
 //! those before it takes a new span for the class (`rescue_full`), and once per decay
 //! period.
 //!
-//! The owner holds its heap's lock in its slow paths, never in its fast paths: the
-//! lock is there so that another thread can take the free spans of a heap whose
-//! owner has gone idle (see "Idle heaps").
+//! The owner holds its heap's lock in its slow paths, never in its fast paths, which
+//! touch only the caches: every span list and span free list of a heap changes under
+//! its lock. The lock is there so that another thread can purge the spans of a heap
+//! whose owner has gone idle (see "Idle heaps").
 //!
 //! When a thread exits, a pthread key destructor (not a Rust TLS destructor) gives its
 //! heap back: empty spans return to their arena's free pages, the rest become orphans
@@ -35,6 +39,7 @@ use crate::pagemap;
 use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES, SMALL_LOOKUP_MAX};
 use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_COUNT_SHIFT, TF_HEAD, TF_NORMAL, TF_ONE, TF_ORPHAN, TF_STATE};
 use crate::sync::{Mutex, RawMutex};
+use crate::thread_cache::{BlockCache, EMPTY_CACHE};
 use crate::tls;
 
 /// How many bytes of a fresh span are threaded onto the free list at a time: enough
@@ -51,9 +56,15 @@ pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX + 1;
 
 #[repr(C)]
 pub struct ThreadHeap {
-    /// `direct[size]` is `current[class_of(size)]` for sizes up to 1 KiB: the malloc
-    /// fast path reads its span here without computing anything from the size.
-    pub direct: [*mut Span; DIRECT_SLOTS],
+    /// What the free fast path finds at `cache_off` 0, the offset every span that is
+    /// not small has: the count and limit of a cache that is always full.
+    pub no_cache: [u32; 2],
+    /// `direct[size]` is `&caches[class_of(size)]` for sizes up to 1 KiB (set once,
+    /// when the heap is made): the malloc fast path finds its cache here without
+    /// computing anything from the size.
+    pub direct: [*mut BlockCache; DIRECT_SLOTS],
+    /// The thread's caches, one per class (thread_cache.rs).
+    pub caches: [BlockCache; NUM_CLASSES],
     /// The span each class allocates from: the head of `queues[c]`, or `EMPTY_SPAN`
     /// (no span, or the heap is in slow mode).
     pub current: PerClass<*mut Span>,
@@ -74,7 +85,7 @@ pub struct ThreadHeap {
     refills: u32,
     last_purge: u64,
     /// Held by the owner while it works on its span lists (every slow path), and by
-    /// another thread while it takes free spans from this heap (see "Idle heaps").
+    /// another thread while it purges this heap's spans (see "Idle heaps").
     /// The fast paths do not take it.
     pub lock: RawMutex,
     /// When the owner last looked at the clock in its slow path (ms): how long it has
@@ -109,7 +120,9 @@ pub static EMPTY_SPAN: StaticSpan = StaticSpan::new(Kind::FreeRun);
 
 const fn empty_heap(tp: usize) -> ThreadHeap {
     ThreadHeap {
-        direct: [EMPTY_SPAN.get(); DIRECT_SLOTS],
+        no_cache: [1, 0],
+        direct: [EMPTY_CACHE.0.get(); DIRECT_SLOTS],
+        caches: [const { BlockCache::off() }; NUM_CLASSES],
         current: PerClass([EMPTY_SPAN.get(); NUM_CLASSES]),
         tp,
         slow_mode: false,
@@ -215,6 +228,10 @@ fn create() -> *mut ThreadHeap {
         // idle (with 0 here, other threads' decay treated every new heap as idle since
         // boot and went through its spans).
         (*h).active_ms.store(os::now_ms(), Ordering::Relaxed);
+        let hp = &mut *h;
+        for size in 0..DIRECT_SLOTS {
+            hp.direct[size] = &mut hp.caches[crate::size_class::class_of(size)];
+        }
     }
     LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
     register(h);
@@ -296,17 +313,9 @@ impl ThreadHeap {
         }
     }
 
-    /// Sets the span `class` allocates from, in `current` and in the `direct` slots of
-    /// the request sizes that map to the class.
+    /// Sets the span `class` allocates from.
     fn set_current(&mut self, class: usize, span: *mut Span) {
         self.current[class] = span;
-        let size = block_size(class);
-        if size <= SMALL_LOOKUP_MAX {
-            let first = if class == 0 { 0 } else { block_size(class - 1) + 1 };
-            for slot in self.direct.iter_mut().take(size + 1).skip(first) {
-                *slot = span;
-            }
-        }
     }
 
     /// Takes the "current" +1 back from `s`, which is leaving its queue.
@@ -332,10 +341,25 @@ impl ThreadHeap {
         }
         self.options_epoch = epoch;
         let slow = options::get().needs_slow_path();
-        if self.tp == SHARED_TP || slow == self.slow_mode {
+        if self.tp == SHARED_TP {
             return;
         }
-        self.slow_mode = slow;
+        // The caches are open exactly when the heap is not in slow mode (and closed, so
+        // flushed, before the spans are retagged).
+        let open = self.caches[0].limit != 0;
+        if slow && open {
+            self.close_caches();
+        }
+        if slow != self.slow_mode {
+            self.slow_mode = slow;
+            self.retag_spans();
+        }
+        if !slow && !open {
+            self.open_caches();
+        }
+    }
+
+    fn retag_spans(&mut self) {
         let tag = self.owner_tag();
         for c in 0..NUM_CLASSES {
             // SAFETY: our own spans.
@@ -680,6 +704,7 @@ impl ThreadHeap {
             let sp = &mut *s;
             let size = block_size(class) as u32;
             sp.kind = Kind::Small;
+            sp.cache_off = crate::thread_cache::cache_offset(class);
             sp.class = class as u8;
             sp.block_size = size;
             sp.capacity = shape.capacity;
@@ -820,24 +845,23 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 }
 
 // ---------------------------------------------------------------------------------
-// Idle heaps: other threads give back the spans an idle thread's heap holds
+// Idle heaps: other threads purge the spans an idle thread's heap holds
 // ---------------------------------------------------------------------------------
 //
 // A thread that stops allocating (blocked in a syscall, waiting on a lock, sleeping)
 // never runs its slow path again, so the spans whose blocks other threads freed stay
 // in its heap, pending in their `thread_free`, however many megabytes that is. So once
 // per decay period each active thread looks at the heaps whose owners have not been
-// in their slow path for a decay period, and gives back to the arenas every span of
-// theirs that holds no block the program still has.
+// in their slow path for a decay period and purges them as their owner's decay would
+// (`purge(true)`): remote frees collected, empty spans given back to the arenas, free
+// pages inside the others decommitted. What stays is the blocks the program has and
+// the idle thread's caches (at most CACHE_BYTES per class, thread_cache.rs).
 //
 // Why this is safe without the owner: it takes the heap's `lock`, which the owner
 // holds in every slow path (with `try_lock`: a heap in use is skipped, and nobody
-// waits); the owner's fast paths touch only its current spans (never taken) and the
-// spans of blocks it frees, which must be out, and a span taken here has none: every
-// block of it that is not on its free list is on its `thread_free` list, as
-// `thread_free`'s count proves against `used` (read in that order: `used` only grows
-// by the owner's allocations, from current spans, and a block the count includes
-// stays pushed).
+// waits), and the owner's fast paths touch only its caches, never a span.
+// (`give_back_whole_span` below, run by the thread whose free completes a span's
+// `thread_free`, relies on the same lock.)
 
 /// The list of live thread heaps, for `reclaim_idle_heaps`.
 struct Registry {
@@ -888,7 +912,7 @@ fn reclaim_idle_heaps(me: *mut ThreadHeap, now: u64) {
             let idle = now.saturating_sub((*h).active_ms.load(Ordering::Relaxed)) >= crate::arena::DECAY_MS;
             if h != me && idle && (*h).lock.try_lock() {
                 if !(*h).pinned.load(Ordering::SeqCst) {
-                    (*h).give_back_free_spans();
+                    (*h).purge(true);
                 }
                 (*h).lock.unlock();
             }
@@ -898,25 +922,6 @@ fn reclaim_idle_heaps(me: *mut ThreadHeap, now: u64) {
 }
 
 impl ThreadHeap {
-    /// Gives back every span of this heap (not the caller's: see "Idle heaps") that
-    /// holds no block the program has. The caller holds `self.lock`.
-    fn give_back_free_spans(&mut self) {
-        for c in 0..NUM_CLASSES {
-            for list in [&mut self.queues[c] as *mut SpanList, &mut self.full[c]] {
-                // SAFETY: the heap is locked, so its lists hold still; their spans are
-                // valid, and the successor is read before `s` may leave the list.
-                unsafe {
-                    let mut s = (*list).head;
-                    while !s.is_null() {
-                        let next = (*s).next;
-                        self.give_back_if_free(s);
-                        s = next;
-                    }
-                }
-            }
-        }
-    }
-
     /// Gives `s`, a span of this heap (not the caller's), back to its arena if it
     /// holds no block the program has and is not a current span. The caller holds
     /// `self.lock`.
@@ -976,8 +981,8 @@ fn all_blocks_pending(s: &Span) -> bool {
         return false;
     }
     let pending = (word >> TF_COUNT_SHIFT) as i32;
-    // SAFETY: `used` is the owner's, which may be writing it on its free fast path;
-    // a stale value only makes the comparison fail (see "Idle heaps").
+    // SAFETY: `used` changes under the heap lock, which the caller holds (the read
+    // stays volatile: a stale value would only make the comparison fail).
     let used = unsafe { ptr::read_volatile(&s.used) };
     let not_free = if s.in_full { s.capacity as i32 - (s.full_hold() - used) } else { used };
     not_free == pending && s.thread_free.compare_exchange(word, TF_ORPHAN, Ordering::AcqRel, Ordering::Relaxed).is_ok()
@@ -997,7 +1002,7 @@ fn all_blocks_pending(s: &Span) -> bool {
 pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
     // SAFETY: per the contract; `s` stays valid while `b` is out.
     unsafe {
-        (*b).mark = s as usize;
+        (*b).mark = Block::mark_of(s);
         let tf = &(*s).thread_free;
         let mut cur = tf.load(Ordering::Acquire);
         loop {
@@ -1020,6 +1025,127 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
         }
     }
 }
+
+impl ThreadHeap {
+    /// Sends the oldest `n` blocks of class `c`'s cache to their spans: this heap's
+    /// onto their free lists, other threads' (and orphans') onto their `thread_free`.
+    /// Each block is checked first (its mark, and that it is a block start): it is
+    /// about to hold a link again.
+    pub fn flush_cache(&mut self, c: usize, n: usize) {
+        let tp = self.tp;
+        let cache = &mut self.caches[c];
+        let n = n.min(cache.count as usize);
+        for i in 0..n {
+            let b = cache.slots[i];
+            // SAFETY: a cached block lies in a small span's pages (the free fast path
+            // found it there), which stay mapped while it is out; so the span its page
+            // maps to now is the one it was freed into, and valid.
+            unsafe {
+                let s = pagemap::lookup_fast(b as usize);
+                if !Block::is_marked(b, s) {
+                    // Written after its free while it waited here (or never a block).
+                    os::fatal_misuse("free", "corrupted free block (overflow or write after free) at", b as usize);
+                }
+                if !(*s).is_block_start(b as usize) {
+                    os::fatal_misuse("free", "invalid pointer (inside a block, not its start)", b as usize);
+                }
+                if (*s).owner_tp == tp {
+                    let heap = &mut *(*s).heap;
+                    heap.free_local(s, b);
+                } else {
+                    free_remote(s, b);
+                }
+            }
+        }
+        let cache = &mut self.caches[c];
+        cache.slots.copy_within(n..cache.count as usize, 0);
+        cache.count -= n as u32;
+    }
+
+    /// Sends every cached block to its span.
+    pub fn flush_all_caches(&mut self) {
+        for c in 0..NUM_CLASSES {
+            self.flush_cache(c, SLOTS_ALL);
+        }
+    }
+
+    /// Sends every cached block to its span and turns the caches off (limit 0): every
+    /// malloc and free of this heap then takes the slow path.
+    pub fn close_caches(&mut self) {
+        self.flush_all_caches();
+        for c in 0..NUM_CLASSES {
+            self.caches[c].limit = 0;
+        }
+    }
+
+    fn open_caches(&mut self) {
+        for c in 0..NUM_CLASSES {
+            self.caches[c].limit = crate::thread_cache::limit_of(c);
+        }
+    }
+
+    /// Free of `b` when its class's cache (open) is full: the older half of the cache
+    /// goes to the spans, `b` into the cache.
+    ///
+    /// # Safety
+    /// `b` is an out block of the small span `s`, checked (a block start, not marked
+    /// free); the caller holds this heap's lock.
+    pub unsafe fn free_to_full_cache(&mut self, s: *mut Span, b: *mut Block) {
+        // SAFETY: per the contract.
+        let c = unsafe { (*s).class as usize };
+        let half = (self.caches[c].count as usize).div_ceil(2);
+        self.flush_cache(c, half);
+        let cache = &mut self.caches[c];
+        // An open cache has a limit of at least 2, so half of it is room.
+        debug_assert!(cache.count < cache.limit);
+        // SAFETY: per the contract, and count < limit.
+        unsafe {
+            (*b).mark = Block::mark_of(s);
+            cache.push(b);
+        }
+    }
+
+    /// A block of `class` (whose cache is open) for malloc: the cache's most recent
+    /// block, or, when it is empty, the first of a batch taken from the spans, the rest
+    /// going into the cache so that it hands them out in the order the span did (the
+    /// next malloc gets the block after this one).
+    pub fn alloc_cached(&mut self, class: usize) -> *mut u8 {
+        let cache = &mut self.caches[class];
+        if cache.count != 0 {
+            cache.count -= 1;
+            let b = cache.slots[cache.count as usize];
+            // SAFETY: a cached block is free and out of its span: now the caller's.
+            unsafe { (*b).mark = 0 };
+            return b.cast();
+        }
+        let want = crate::thread_cache::refill_count(cache.limit);
+        let first = self.alloc_small(class);
+        if first.is_null() {
+            return first;
+        }
+        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
+        let mut n = 0;
+        while n + 1 < want {
+            let b = self.alloc_small(class).cast::<Block>();
+            if b.is_null() {
+                break;
+            }
+            batch[n] = b;
+            n += 1;
+        }
+        for &b in batch[..n].iter().rev() {
+            // SAFETY: blocks just taken out of our spans; the cache was empty and
+            // n < want <= limit.
+            unsafe {
+                (*b).mark = Block::mark_of(pagemap::lookup_fast(b as usize));
+                self.caches[class].push(b);
+            }
+        }
+        first
+    }
+}
+
+const SLOTS_ALL: usize = usize::MAX;
 
 /// Free into a span whose thread exited: under its arena's lock (errno kept).
 unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
@@ -1080,6 +1206,7 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
     // SAFETY: we own every span on the heap's lists.
     unsafe {
         let heap = &mut *h;
+        heap.close_caches();
         for c in 0..NUM_CLASSES {
             let b = heap.biased[c];
             heap.drop_bias(c, b);
@@ -1148,10 +1275,26 @@ pub fn perturb_free(p: *mut u8, n: usize) {
     }
 }
 
+/// Sends the calling thread's cached blocks back to their spans (statistics and
+/// malloc_trim count and purge spans, which see cached blocks as in use). Blocks in
+/// other threads' caches stay there: those threads' fast paths own them.
+pub fn flush_own_caches() {
+    let h = tls::heap();
+    if h != EMPTY_HEAP.get() && h != DYING_HEAP.get() && h != SHARED_HEAP.get() {
+        // SAFETY: the calling thread's own heap, locked for its span lists.
+        unsafe {
+            (*h).lock.lock();
+            (*h).flush_all_caches();
+            (*h).lock.unlock();
+        }
+    }
+}
+
 /// malloc_trim's part in the thread heaps: purge every span of the calling thread,
 /// and the orphans of every arena. (Other threads' spans are theirs to purge; they do
 /// so on their own, once per DECAY_MS of activity.) Returns the bytes given back.
 pub fn purge_for_trim() -> usize {
+    flush_own_caches();
     let mut bytes = 0;
     let h = tls::heap();
     if h != EMPTY_HEAP.get() && h != DYING_HEAP.get() {

@@ -20,8 +20,10 @@
  *   foreign          free a page from mmap(2): memory oxmalloc never returned
  *   usable-foreign   malloc_usable_size of a local variable's address
  *   free-sized       free_sized(malloc(100), 1000)
- *   overflow         write 16 bytes past a block into the free block after it, then malloc
- *   write-after-free write the first 8 bytes of a freed block, then malloc
+ *   overflow         write 16 bytes past a block into the free block after it (on its
+ *                    span's free list), then malloc until it comes back
+ *   write-after-free write the first 8 bytes of a freed block (on its span's free list),
+ *                    then malloc until it comes back
  * For the strict mode (OXMALLOC_CHECK=1):
  *   uaf-late         write byte 40 of a freed block, then churn the class until it is reused
  *   interior-own     free p + 16 of a 64-byte block of this thread
@@ -158,14 +160,23 @@ int main(int argc, char **argv) {
             printf("NOT ADJACENT %p %p %zu\n", (void *)a, (void *)b, sz);
             return 3;
         }
+        /* A freed block waits in the thread's cache first, its link outside it; free
+         * more of the class after b so that b, the oldest, goes back to its span's
+         * free list, where its mark and link are in the block. */
+        enum { M = 128 };
+        char *x[M];
+        for (int i = 0; i < M; i++) x[i] = malloc(N);
         free(b);
+        for (int i = 0; i < M; i++) free(x[i]);
         show(b);
         if (!strcmp(m, "overflow"))
             memset(opaque(a), 'A', sz + 16); /* 16 bytes into the free block after a */
         else
             memset(opaque(b), 0, 8); /* write after free */
-        char *c = malloc(N);
-        printf("malloc gave %p\n", (void *)c);
+        for (int i = 0; i < 2 * M; i++) {
+            char *c = malloc(N);
+            if (c == b) printf("malloc gave %p\n", (void *)c);
+        }
     } else if (!strcmp(m, "uaf-late")) {
         char *p = malloc(72);
         memset(p, 1, 72);
