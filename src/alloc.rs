@@ -55,10 +55,16 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
         unsafe {
             let heap = tls::heap();
             let cache = *(*heap).direct.get_unchecked(size);
-            let n = (*cache).count;
-            if n != 0 {
-                let block = *(*cache).slots.get_unchecked(n as usize - 1);
-                (*cache).count = n - 1;
+            let top = (*cache).top;
+            if top != (*cache).base {
+                let block = *top.sub(1);
+                // `top -= 1` as one read-modify-write instruction (the compiler spends
+                // two; the pair's budget is 40 instructions).
+                core::arch::asm!(
+                    "sub qword ptr [{cache}], 8",
+                    cache = in(reg) cache,
+                    options(nostack),
+                );
                 (*block).mark = 0;
                 return block.cast();
             }
@@ -87,16 +93,19 @@ pub unsafe fn free(p: *mut u8) {
     // back; a cached block stays out of its span (its `used` counts it).
     unsafe {
         if p as usize % MIN_ALIGN == 0 {
-            let cache = tls::heap().cast::<u8>().add((*span).cache_off as usize).cast::<BlockCache>();
-            let n = (*cache).count;
-            if n < (*cache).limit && !Block::is_marked(b, span) {
+            let heap = tls::heap();
+            let off = (*span).cache_off as usize;
+            let cache = heap.cast::<u8>().add(off).cast::<BlockCache>();
+            let top = (*cache).top;
+            if top < (*cache).end && !Block::is_marked(b, span) {
                 (*b).mark = Block::mark_of(span);
-                *(*cache).slots.get_unchecked_mut(n as usize) = b;
-                // `count = n + 1` as one read-modify-write instruction (the compiler
-                // would spend two on it, and the pair's budget is 40).
+                *top = b;
+                // `top += 1` as one read-modify-write instruction on `heap + off`
+                // (`top` is the cache's first field), as in `malloc`.
                 core::arch::asm!(
-                    "inc dword ptr [{count}]",
-                    count = in(reg) ptr::addr_of_mut!((*cache).count),
+                    "add qword ptr [{heap} + {off}], 8",
+                    heap = in(reg) heap,
+                    off = in(reg) off,
                     options(nostack),
                 );
                 return;
@@ -123,10 +132,11 @@ pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
         unsafe {
             let caches = ptr::addr_of_mut!((*tls::heap()).caches).cast::<BlockCache>();
             let cache = caches.add(class_of(size));
-            let n = (*cache).count;
-            if n != 0 {
-                let block = *(*cache).slots.get_unchecked(n as usize - 1);
-                (*cache).count = n - 1;
+            let top = (*cache).top;
+            if top != (*cache).base {
+                let top = top.sub(1);
+                let block = *top;
+                (*cache).top = top;
                 (*block).mark = 0;
                 return block.cast();
             }
@@ -168,7 +178,7 @@ unsafe fn alloc_in(heap: &mut ThreadHeap, size: usize, align: usize) -> *mut u8 
             aligned_class(size, align)
         };
         if let Some(class) = class {
-            if align <= MIN_ALIGN && heap.caches[class].limit != 0 {
+            if align <= MIN_ALIGN && heap.caches[class].is_open() {
                 return heap.alloc_cached(class);
             }
             return heap.alloc_small(class);
@@ -293,7 +303,7 @@ pub unsafe fn free_slow(p: *mut u8) {
             && !crate::check::enabled()
         {
             let heap = tls::heap();
-            if (&(*heap).caches)[(*span).class as usize].limit != 0 {
+            if (&(*heap).caches)[(*span).class as usize].is_open() {
                 // The flush may give spans back: keep errno.
                 let saved = os::errno();
                 (*heap).lock.lock();

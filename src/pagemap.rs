@@ -54,7 +54,7 @@ const _: () = assert!(core::mem::size_of::<Span>() <= core::mem::size_of::<Leaf>
 /// The map's address, computed rip-relative (a plain reference to a static in a
 /// cdylib goes through the GOT: one more load on every free).
 #[inline(always)]
-pub fn base() -> usize {
+fn base() -> usize {
     let p: usize;
     // SAFETY: computes the address of MAP; no memory is accessed.
     unsafe {

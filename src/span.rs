@@ -77,12 +77,13 @@ impl Block {
         unsafe { (*b).mark == Block::mark_of(s) }
     }
 
-    /// The mark of the free blocks of span `s`: its offset from the page map, which is
-    /// what the page map's entry for it holds (so the free fast path compares the entry
-    /// itself). Never 0 (the page map is not a span), the mark of LIST_END.
+    /// The mark of the free blocks of span `s`: the address of its record. A program
+    /// has no reason to store that in its first word (a small number, an offset,
+    /// could well be a counter of the program's), and it is never 0, the mark of
+    /// LIST_END and of a block handed out.
     #[inline(always)]
     pub fn mark_of(s: *const Span) -> usize {
-        (s as usize).wrapping_sub(crate::pagemap::base())
+        s as usize
     }
 }
 

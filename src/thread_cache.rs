@@ -14,9 +14,8 @@
 //! - A cached block is out of its span (the span's `used` counts it) and carries its
 //!   span's free mark (`Block::mark_of`), as a block on a span's free list does: a
 //!   second free of it is seen as a double free. Its link word means nothing.
-//! - `count <= limit <= SLOTS`; `slots[..count]` are the cached blocks, the most
-//!   recently freed last. A cache with `limit == 0` is off: the free fast path never
-//!   pushes onto it (count >= limit) and the malloc fast path finds it empty. The
+//! - `count <= limit <= SLOTS` (see `BlockCache` for how the pointers encode them).
+//!   A cache that is off is both empty and full, so neither fast path touches it. The
 //!   caches of a heap are off while the heap is in slow mode (M_PERTURB, the strict
 //!   mode, a low mmap threshold) and in the static heaps.
 //! - Only the owning thread touches its caches, without a lock. Blocks leave them for
@@ -37,60 +36,128 @@
 use crate::size_class::block_size;
 use crate::span::Block;
 
-/// Slots per class: a cache is 512 bytes, one word of count and limit and 63 slots.
-pub const SLOTS: usize = 63;
+/// Slots per class: a cache is 512 bytes, three words of pointers and 61 slots.
+pub const SLOTS: usize = 61;
 
 /// Bytes of free blocks a class may keep cached.
-pub const CACHE_BYTES: usize = 16 * 1024;
+pub const CACHE_BYTES: usize = 32 * 1024;
 
+/// One class's cache. The fast paths work on the three pointers alone:
+/// - `base` is `&slots[0]` while the cache is open (null while it is off);
+/// - `top` is one past the most recently cached block: `slots[..count]` with
+///   `count = top - base` are the cached blocks, the most recent last; malloc finds
+///   the cache empty when `top == base`;
+/// - `end` is `base + limit`: free finds the cache full when `top >= end`.
+///
+/// All three null (the static caches, a heap's `no_cache`, a cache that is off) is a
+/// cache that is both empty and full, so neither fast path touches it.
 #[repr(C)]
 pub struct BlockCache {
-    pub count: u32,
-    pub limit: u32,
+    pub top: *mut *mut Block,
+    pub end: *mut *mut Block,
+    pub base: *mut *mut Block,
     pub slots: [*mut Block; SLOTS],
 }
 
 const _: () = assert!(core::mem::size_of::<BlockCache>() == 512);
 
 /// What the direct table of a static heap (a thread without a heap, an exiting one)
-/// points at: empty and off.
+/// points at: off.
 pub struct StaticCache(pub core::cell::UnsafeCell<BlockCache>);
-// SAFETY: EMPTY_CACHE is never written: its count is 0, so malloc never pops it, and
-// no free pushes onto it (frees find caches through a heap's `caches`, not here).
+// SAFETY: EMPTY_CACHE is never written: it is off, so malloc never pops it, and no
+// free pushes onto it (frees find caches through a heap's `caches`, not here).
 unsafe impl Sync for StaticCache {}
 pub static EMPTY_CACHE: StaticCache = StaticCache(core::cell::UnsafeCell::new(BlockCache::off()));
 
 impl BlockCache {
-    /// A cache that is off (limit 0).
+    /// A cache that is off.
     pub const fn off() -> BlockCache {
-        BlockCache { count: 0, limit: 0, slots: [core::ptr::null_mut(); SLOTS] }
+        let null = core::ptr::null_mut();
+        BlockCache { top: null, end: null, base: null, slots: [core::ptr::null_mut(); SLOTS] }
+    }
+
+    /// Turns the (empty) cache on with room for `limit` blocks (at most SLOTS), or off
+    /// for 0. The cache must not move while it is on: its pointers point into it.
+    pub fn set_limit(&mut self, limit: usize) {
+        debug_assert!(self.count() == 0 && limit <= SLOTS);
+        if limit == 0 {
+            *self = BlockCache::off();
+        } else {
+            let base = self.slots.as_mut_ptr();
+            self.base = base;
+            self.top = base;
+            // SAFETY: limit <= SLOTS: within (or one past) `slots`.
+            self.end = unsafe { base.add(limit) };
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        !self.base.is_null()
+    }
+
+    pub fn count(&self) -> usize {
+        (self.top as usize - self.base as usize) / core::mem::size_of::<*mut Block>()
+    }
+
+    pub fn limit(&self) -> usize {
+        (self.end as usize - self.base as usize) / core::mem::size_of::<*mut Block>()
+    }
+
+    /// The `i`-th oldest cached block.
+    pub fn slot(&self, i: usize) -> *mut Block {
+        debug_assert!(i < self.count());
+        self.slots[i]
     }
 
     /// Caches `b` (marked free with its span's mark by the caller).
     ///
     /// # Safety
-    /// The cache is not full (`count < limit`).
+    /// The cache is open and not full.
     pub unsafe fn push(&mut self, b: *mut Block) {
-        // SAFETY: count < limit <= SLOTS (per the contract and the invariant).
-        unsafe { *self.slots.get_unchecked_mut(self.count as usize) = b };
-        self.count += 1;
+        debug_assert!(self.is_open() && self.count() < self.limit());
+        // SAFETY: top < end <= one past `slots` (per the contract).
+        unsafe {
+            *self.top = b;
+            self.top = self.top.add(1);
+        }
+    }
+
+    /// The most recently cached block, taken out of the cache; null if it is empty.
+    pub fn pop(&mut self) -> *mut Block {
+        if self.top == self.base {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: base < top: `top - 1` is a cached block's slot.
+        unsafe {
+            self.top = self.top.sub(1);
+            *self.top
+        }
+    }
+
+    /// Drops the `n` oldest blocks (the caller has sent them to their spans).
+    pub fn remove_oldest(&mut self, n: usize) {
+        let count = self.count();
+        debug_assert!(n <= count);
+        self.slots.copy_within(n..count, 0);
+        // SAFETY: count - n <= count: within `slots`.
+        self.top = unsafe { self.base.add(count - n) };
     }
 }
 
 /// The limit of class `class`'s cache while its heap uses the fast paths.
-pub fn limit_of(class: usize) -> u32 {
+pub fn limit_of(class: usize) -> usize {
     let n = CACHE_BYTES / block_size(class).max(1);
     if n < 2 {
         0
     } else {
-        n.min(SLOTS) as u32
+        n.min(SLOTS)
     }
 }
 
 /// How many blocks a malloc that found its cache empty takes from the spans: half the
 /// limit, so that the frees that follow have room before the cache must flush.
-pub fn refill_count(limit: u32) -> usize {
-    (limit as usize / 2).max(1)
+pub fn refill_count(limit: usize) -> usize {
+    (limit / 2).max(1)
 }
 
 /// The byte offset of class `class`'s cache in a ThreadHeap (the `cache_off` of the

@@ -58,7 +58,7 @@ pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX + 1;
 pub struct ThreadHeap {
     /// What the free fast path finds at `cache_off` 0, the offset every span that is
     /// not small has: the count and limit of a cache that is always full.
-    pub no_cache: [u32; 2],
+    pub no_cache: [usize; 2],
     /// `direct[size]` is `&caches[class_of(size)]` for sizes up to 1 KiB (set once,
     /// when the heap is made): the malloc fast path finds its cache here without
     /// computing anything from the size.
@@ -120,7 +120,7 @@ pub static EMPTY_SPAN: StaticSpan = StaticSpan::new(Kind::FreeRun);
 
 const fn empty_heap(tp: usize) -> ThreadHeap {
     ThreadHeap {
-        no_cache: [1, 0],
+        no_cache: [0, 0],
         direct: [EMPTY_CACHE.0.get(); DIRECT_SLOTS],
         caches: [const { BlockCache::off() }; NUM_CLASSES],
         current: PerClass([EMPTY_SPAN.get(); NUM_CLASSES]),
@@ -346,7 +346,7 @@ impl ThreadHeap {
         }
         // The caches are open exactly when the heap is not in slow mode (and closed, so
         // flushed, before the spans are retagged).
-        let open = self.caches[0].limit != 0;
+        let open = self.caches[0].is_open();
         if slow && open {
             self.close_caches();
         }
@@ -1033,10 +1033,10 @@ impl ThreadHeap {
     /// about to hold a link again.
     pub fn flush_cache(&mut self, c: usize, n: usize) {
         let tp = self.tp;
-        let cache = &mut self.caches[c];
-        let n = n.min(cache.count as usize);
+        let n = n.min(self.caches[c].count());
         for i in 0..n {
-            let b = cache.slots[i];
+            // (Indexed afresh each time: free_local works on this heap too.)
+            let b = self.caches[c].slot(i);
             // SAFETY: a cached block lies in a small span's pages (the free fast path
             // found it there), which stay mapped while it is out; so the span its page
             // maps to now is the one it was freed into, and valid.
@@ -1057,9 +1057,7 @@ impl ThreadHeap {
                 }
             }
         }
-        let cache = &mut self.caches[c];
-        cache.slots.copy_within(n..cache.count as usize, 0);
-        cache.count -= n as u32;
+        self.caches[c].remove_oldest(n);
     }
 
     /// Sends every cached block to its span.
@@ -1074,13 +1072,13 @@ impl ThreadHeap {
     pub fn close_caches(&mut self) {
         self.flush_all_caches();
         for c in 0..NUM_CLASSES {
-            self.caches[c].limit = 0;
+            self.caches[c].set_limit(0);
         }
     }
 
     fn open_caches(&mut self) {
         for c in 0..NUM_CLASSES {
-            self.caches[c].limit = crate::thread_cache::limit_of(c);
+            self.caches[c].set_limit(crate::thread_cache::limit_of(c));
         }
     }
 
@@ -1093,11 +1091,11 @@ impl ThreadHeap {
     pub unsafe fn free_to_full_cache(&mut self, s: *mut Span, b: *mut Block) {
         // SAFETY: per the contract.
         let c = unsafe { (*s).class as usize };
-        let half = (self.caches[c].count as usize).div_ceil(2);
+        let half = self.caches[c].count().div_ceil(2);
         self.flush_cache(c, half);
         let cache = &mut self.caches[c];
         // An open cache has a limit of at least 2, so half of it is room.
-        debug_assert!(cache.count < cache.limit);
+        debug_assert!(cache.count() < cache.limit());
         // SAFETY: per the contract, and count < limit.
         unsafe {
             (*b).mark = Block::mark_of(s);
@@ -1111,14 +1109,13 @@ impl ThreadHeap {
     /// next malloc gets the block after this one).
     pub fn alloc_cached(&mut self, class: usize) -> *mut u8 {
         let cache = &mut self.caches[class];
-        if cache.count != 0 {
-            cache.count -= 1;
-            let b = cache.slots[cache.count as usize];
+        let b = cache.pop();
+        if !b.is_null() {
             // SAFETY: a cached block is free and out of its span: now the caller's.
             unsafe { (*b).mark = 0 };
             return b.cast();
         }
-        let want = crate::thread_cache::refill_count(cache.limit);
+        let want = crate::thread_cache::refill_count(cache.limit());
         let first = self.alloc_small(class);
         if first.is_null() {
             return first;
