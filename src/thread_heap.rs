@@ -372,16 +372,33 @@ impl ThreadHeap {
 
     /// A block of size class `class`, or null when out of memory.
     pub fn alloc_small(&mut self, class: usize) -> *mut u8 {
+        let mut one = [ptr::null_mut(); 1];
+        if self.take_blocks(class, &mut one, false) == 0 {
+            return ptr::null_mut();
+        }
+        one[0].cast()
+    }
+
+    /// Takes up to `out.len()` blocks of class `class` out of this heap's spans (the
+    /// current span first, in its free list's order) into `out`; returns how many. At
+    /// least one unless out of memory: a fresh span is taken only when the class has
+    /// no block at all, not to top a batch up. The blocks come out marked free (for a
+    /// cache, `for_cache`) or not.
+    pub fn take_blocks(&mut self, class: usize, out: &mut [*mut Block], for_cache: bool) -> usize {
         self.maybe_purge();
-        loop {
+        let mut n = 0;
+        while n < out.len() {
             let s = self.queues[class].head;
             if s.is_null() {
+                if n > 0 {
+                    break;
+                }
                 if self.rescue_full(class) {
                     continue;
                 }
                 let fresh = self.new_span(class);
                 if fresh.is_null() {
-                    return ptr::null_mut();
+                    break;
                 }
                 // SAFETY: `fresh` is a span this heap now owns, on no list.
                 unsafe { self.queues[class].push_front(fresh) };
@@ -389,13 +406,12 @@ impl ThreadHeap {
             }
             // SAFETY: `s` is a span of this heap.
             unsafe {
-                let b = self.refill(s);
-                if !b.is_null() {
-                    self.refresh_current(class);
-                    return b.cast();
+                n += self.pop_blocks(s, &mut out[n..], for_cache);
+                if n == out.len() {
+                    break;
                 }
-                // Nothing left in `s`: set it aside and try the next span. (Its blocks are
-                // all out or pending, so `used` stays above 0 without the +1.)
+                // Nothing left in `s`: set it aside and go on with the next span. (Its
+                // blocks are all out or pending, so `used` stays above 0 without the +1.)
                 self.queues[class].remove(s);
                 self.drop_bias(class, s);
                 if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
@@ -404,45 +420,45 @@ impl ThreadHeap {
                     continue;
                 }
                 self.set_full(s);
-                self.refresh_current(class);
             }
         }
+        self.refresh_current(class);
+        n
     }
 
-    /// Pops a block from `s`, refilling its free list from remote frees or from its
-    /// never-used tail first. Null if `s` has nothing left.
-    unsafe fn refill(&mut self, s: *mut Span) -> *mut Block {
+    /// Pops up to `out.len()` blocks from `s` into `out`, refilling its free list from
+    /// remote frees, purged pages or its never-used tail when it runs dry; returns how
+    /// many (0 if `s` has nothing left). They keep their free mark if `for_cache`.
+    unsafe fn pop_blocks(&mut self, s: *mut Span, out: &mut [*mut Block], for_cache: bool) -> usize {
         // SAFETY: the caller owns `s`.
         unsafe {
             let sp = &mut *s;
-            if sp.free == list_end() {
-                collect_thread_free(sp);
+            let mut k = 0;
+            while k < out.len() {
+                if sp.free == list_end() && !restock(sp) {
+                    break;
+                }
+                let b = sp.free;
+                if !Block::is_marked(b, s) {
+                    // Something wrote over a free block: an overflow out of the block
+                    // below it, or a write after free. Its link cannot be trusted.
+                    os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
+                }
+                if sp.checked && options::get().perturb_byte == 0 {
+                    crate::check::verify_zero(b, s, "malloc");
+                }
+                sp.free = (*b).next;
+                if !for_cache {
+                    (*b).mark = 0;
+                }
+                sp.used += 1;
+                if self.slow_mode {
+                    perturb_alloc(b.cast(), sp.block_size as usize);
+                }
+                out[k] = b;
+                k += 1;
             }
-            if sp.free == list_end() {
-                crate::purge::unpurge(sp);
-            }
-            if sp.free == list_end() && sp.bump < sp.end {
-                carve(sp);
-            }
-            let b = sp.free;
-            if b == list_end() {
-                return ptr::null_mut();
-            }
-            if !Block::is_marked(b, s) {
-                // Something wrote over a free block: an overflow out of the block below
-                // it, or a write after free. Its link cannot be trusted.
-                os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
-            }
-            if sp.checked && options::get().perturb_byte == 0 {
-                crate::check::verify_zero(b, s, "malloc");
-            }
-            sp.free = (*b).next;
-            (*b).mark = 0;
-            sp.used += 1;
-            if self.slow_mode {
-                perturb_alloc(b.cast(), sp.block_size as usize);
-            }
-            b
+            k
         }
     }
 
@@ -744,6 +760,24 @@ enum Source {
     Grow,
 }
 
+/// Refills the empty free list of `s` (owned by the caller): from its remote frees,
+/// else its purged pages, else its never-used tail. False if it has none of these.
+fn restock(s: &mut Span) -> bool {
+    collect_thread_free(s);
+    if s.free != list_end() {
+        return true;
+    }
+    // SAFETY: the caller owns `s`.
+    if unsafe { crate::purge::unpurge(s) } {
+        return true;
+    }
+    if s.bump < s.end {
+        carve(s);
+        return true;
+    }
+    false
+}
+
 /// Moves the remote frees of `s` onto its free list. The caller owns `s`.
 fn collect_thread_free(s: &mut Span) {
     let mut cur = s.thread_free.load(Ordering::Relaxed);
@@ -1000,19 +1034,39 @@ fn all_blocks_pending(s: &Span) -> bool {
 /// back here, with `b` marked by the first pass, when it loses a race). Makes no
 /// syscall but through `free_orphan`, which keeps errno: callers need not.
 pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
-    // SAFETY: per the contract; `s` stays valid while `b` is out.
+    // SAFETY: per the contract.
     unsafe {
         (*b).mark = Block::mark_of(s);
+        free_remote_chain(s, b, b, 1);
+    }
+}
+
+/// Free of `k` blocks of small span `s` by a thread that does not own it, linked from
+/// `first` to `last` through `Block::next` and marked free: one push onto the span's
+/// `thread_free` for all of them.
+///
+/// # Safety
+/// As `free_remote`, for each block of the chain.
+pub unsafe fn free_remote_chain(s: *mut Span, first: *mut Block, last: *mut Block, k: usize) {
+    // SAFETY: per the contract; `s` stays valid while the blocks are out.
+    unsafe {
         let tf = &(*s).thread_free;
         let mut cur = tf.load(Ordering::Acquire);
         loop {
             let state = cur & TF_STATE;
             if state == TF_ORPHAN {
-                return free_orphan(s, b);
+                // One at a time, under the arena lock.
+                let mut b = first;
+                for _ in 0..k {
+                    let next = (*b).next;
+                    free_orphan(s, b);
+                    b = next;
+                }
+                return;
             }
             let head = cur & TF_HEAD;
-            (*b).next = if head == 0 { list_end() } else { head as *mut Block };
-            let pushed = b as usize | state | ((cur & !(TF_HEAD | TF_STATE)) + TF_ONE);
+            (*last).next = if head == 0 { list_end() } else { head as *mut Block };
+            let pushed = first as usize | state | ((cur & !(TF_HEAD | TF_STATE)) + k * TF_ONE);
             match tf.compare_exchange_weak(cur, pushed, Ordering::Release, Ordering::Acquire) {
                 Ok(_) => {
                     if pushed >> TF_COUNT_SHIFT == (*s).capacity as usize {
@@ -1033,6 +1087,8 @@ impl ThreadHeap {
     /// about to hold a link again.
     pub fn flush_cache(&mut self, c: usize, n: usize) {
         let tp = self.tp;
+        // Consecutive blocks of the same other thread's span go home in one push.
+        let mut run = RemoteRun { span: ptr::null_mut(), first: ptr::null_mut(), last: ptr::null_mut(), len: 0 };
         let n = n.min(self.caches[c].count());
         for i in 0..n {
             // (Indexed afresh each time: free_local works on this heap too.)
@@ -1052,11 +1108,18 @@ impl ThreadHeap {
                 if (*s).owner_tp == tp {
                     let heap = &mut *(*s).heap;
                     heap.free_local(s, b);
+                } else if s == run.span {
+                    (*b).next = run.first;
+                    run.first = b;
+                    run.len += 1;
                 } else {
-                    free_remote(s, b);
+                    run.send();
+                    (*b).next = ptr::null_mut();
+                    run = RemoteRun { span: s, first: b, last: b, len: 1 };
                 }
             }
         }
+        run.send();
         self.caches[c].remove_oldest(n);
     }
 
@@ -1116,33 +1179,41 @@ impl ThreadHeap {
             return b.cast();
         }
         let want = crate::thread_cache::refill_count(cache.limit());
-        let first = self.alloc_small(class);
-        if first.is_null() {
-            return first;
-        }
         let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
-        let mut n = 0;
-        while n + 1 < want {
-            let b = self.alloc_small(class).cast::<Block>();
-            if b.is_null() {
-                break;
-            }
-            batch[n] = b;
-            n += 1;
+        let n = self.take_blocks(class, &mut batch[..want], true);
+        if n == 0 {
+            return ptr::null_mut();
         }
-        for &b in batch[..n].iter().rev() {
-            // SAFETY: blocks just taken out of our spans; the cache was empty and
-            // n < want <= limit.
-            unsafe {
-                (*b).mark = Block::mark_of(pagemap::lookup_fast(b as usize));
-                self.caches[class].push(b);
-            }
+        for &b in batch[1..n].iter().rev() {
+            // SAFETY: blocks just taken out of our spans, still marked free; the cache
+            // was empty and n <= want <= limit.
+            unsafe { self.caches[class].push(b) };
         }
-        first
+        // SAFETY: as above; this one is the caller's.
+        unsafe { (*batch[0]).mark = 0 };
+        batch[0].cast()
     }
 }
 
 const SLOTS_ALL: usize = usize::MAX;
+
+/// Blocks of one span that a flush sends to another thread together (marked free,
+/// linked from `first` to `last`).
+struct RemoteRun {
+    span: *mut Span,
+    first: *mut Block,
+    last: *mut Block,
+    len: usize,
+}
+
+impl RemoteRun {
+    fn send(&self) {
+        if self.len != 0 {
+            // SAFETY: out blocks of `span`, checked and marked by flush_cache, linked.
+            unsafe { free_remote_chain(self.span, self.first, self.last, self.len) };
+        }
+    }
+}
 
 /// Free into a span whose thread exited: under its arena's lock (errno kept).
 unsafe fn free_orphan(s: *mut Span, b: *mut Block) {
