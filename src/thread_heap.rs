@@ -681,6 +681,7 @@ impl ThreadHeap {
                 (*orphan).owner_tp = tag;
                 (*orphan).heap = me;
                 (*orphan).in_full = false;
+                (*orphan).cache_off = crate::thread_cache::cache_offset(class);
             }
             return orphan;
         }
@@ -1309,6 +1310,10 @@ unsafe fn orphan(s: *mut Span) {
         take_remote_list(sp, cur);
         sp.owner_tp = 0;
         sp.heap = ptr::null_mut();
+        // Frees into an orphan skip the caches (free_slow sends them to the arena
+        // straight away): a block of it that a live thread cached would keep the whole
+        // span from going back for as long as the block stayed there.
+        sp.cache_off = 0;
         if sp.used == 0 {
             release_small_span_locked(&mut a, s);
         } else if sp.arena_gen == a.generation {
