@@ -76,7 +76,7 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
 
 /// `free`. Fast path: page-map lookup; the calling thread's cache of the span's class
 /// at the span's `cache_off`; if it has room and the block is aligned and not already
-/// free, mark it and push it (24 instructions, no lock, no atomic). Spans that are not
+/// free, mark it and push it (25 instructions, no lock, no atomic). Spans that are not
 /// small (and NO_SPAN, for NULL and foreign pointers) have `cache_off` 0, where every
 /// heap has `no_cache`, which is always full: one test covers both. Anything else (a
 /// full cache, big or large blocks, NULL, misuse) goes to `free_slow`.
@@ -85,12 +85,13 @@ pub unsafe fn free(p: *mut u8) {
     let span = pagemap::lookup_fast(p as usize);
     let b = p.cast::<Block>();
     // SAFETY: lookup_fast gives a live span record (NO_SPAN at worst, cache_off 0). The
-    // TLS heap is valid (a static heap at worst, whose caches have limit 0 and are
-    // never written), and `cache_off` is the offset of a BlockCache in it (no_cache
-    // for 0). A cache with room is the calling thread's own, and means the span is a
-    // small span, so `p` lies in one of its pages and its first 16 bytes (p is
-    // 16-aligned) are readable and, unless it is already free, the program's to give
-    // back; a cached block stays out of its span (its `used` counts it).
+    // TLS heap is valid (a static heap at worst, whose caches are off and never
+    // written), and `cache_off` is the offset of a BlockCache in it (no_cache for 0).
+    // A cache with room is open, so the calling thread's own, and means the span is a
+    // small span (other kinds, and orphans, have cache_off 0), so `p` lies in one of
+    // its pages and its first 16 bytes (p is 16-aligned) are readable and, unless it
+    // is already free, the program's to give back; a cached block stays out of its
+    // span (its `used` counts it).
     unsafe {
         if p as usize % MIN_ALIGN == 0 {
             let heap = tls::heap();
@@ -207,7 +208,8 @@ fn big_alloc(heap: &mut ThreadHeap, size: usize, align: usize) -> (*mut u8, bool
     a.big_bytes += pages * PAGE_SIZE;
     // SAFETY: a fresh run of this arena, referenced by nothing else yet.
     unsafe {
-        (*s).kind = Kind::Big; (*s).cache_off = 0;
+        (*s).kind = Kind::Big;
+        (*s).cache_off = 0;
         (*s).arena_gen = a.generation;
         let zeroed = (*s).zeroed;
         let start = (*s).start;
@@ -289,12 +291,13 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
 pub unsafe fn free_slow(p: *mut u8) {
     // The common cases here first, for a small block checked as `owning_span` checks
     // it but without its messages: the calling thread's cache of its class is full
-    // (it flushes half), or the thread has no cache open (no heap yet, or slow mode)
-    // and the block is another thread's (or an orphan's, whose owner is 0). Anything
-    // else, NULL included (NO_SPAN has no blocks), goes the long way below.
+    // (it flushes half); or the block is an orphan's (whose owner is 0, and which
+    // skips the caches), or another thread's while this thread has no cache open (no
+    // heap yet, or slow mode). Anything else, NULL included (NO_SPAN has no blocks),
+    // goes the long way below.
     // SAFETY: lookup_fast gives a live record (NO_SPAN at worst); a block start of a
     // small span lies in its mapped pages, so its first word is readable. The TLS heap
-    // is valid; a cache with a limit is the calling thread's own.
+    // is valid; an open cache is the calling thread's own.
     unsafe {
         let span = pagemap::lookup_fast(p as usize);
         if (*span).kind == Kind::Small
@@ -303,7 +306,7 @@ pub unsafe fn free_slow(p: *mut u8) {
             && !crate::check::enabled()
         {
             let heap = tls::heap();
-            if (&(*heap).caches)[(*span).class as usize].is_open() {
+            if (*span).cache_off != 0 && (&(*heap).caches)[(*span).class as usize].is_open() {
                 // The flush may give spans back: keep errno.
                 let saved = os::errno();
                 (*heap).lock.lock();

@@ -285,7 +285,8 @@ impl ArenaInner {
             (*s).pages -= tail_pages;
             (*t).start = (*s).end_addr();
             (*t).pages = tail_pages;
-            (*t).kind = Kind::FreeRun; (*t).cache_off = 0;
+            (*t).kind = Kind::FreeRun;
+            (*t).cache_off = 0;
             (*t).zeroed = (*s).zeroed;
             (*t).decommitted = (*s).decommitted;
             (*t).region = (*s).region;
@@ -340,7 +341,8 @@ impl ArenaInner {
     unsafe fn insert_free_run(&mut self, s: *mut Span) {
         // SAFETY: `s` is a valid free run record that no list holds.
         unsafe {
-            (*s).kind = Kind::FreeRun; (*s).cache_off = 0;
+            (*s).kind = Kind::FreeRun;
+            (*s).cache_off = 0;
             (*s).owner_tp = 0;
             let b = bin_of((*s).pages);
             self.bin(b).push_front(s);
@@ -401,7 +403,8 @@ impl ArenaInner {
         // SAFETY: `s` is ours and holds nothing live; neighbours come from the page map.
         unsafe {
             (*s).freed_at = os::now_ms();
-            (*s).kind = Kind::FreeRun; (*s).cache_off = 0;
+            (*s).kind = Kind::FreeRun;
+            (*s).cache_off = 0;
             (*s).owner_tp = 0;
             (*s).heap = ptr::null_mut();
             self.absorb_free_neighbours(s, arena);

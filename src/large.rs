@@ -93,7 +93,8 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     // SAFETY: a fresh record describing the fresh mapping.
     unsafe {
-        (*s).kind = Kind::Large; (*s).cache_off = 0;
+        (*s).kind = Kind::Large;
+        (*s).cache_off = 0;
         (*s).start = p as usize;
         (*s).pages = map_size >> PAGE_SHIFT;
         (*s).map_size = map_size;

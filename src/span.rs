@@ -14,17 +14,21 @@
 //! # Invariants of a small span
 //! - Blocks are `[start + i * block_size]` for `i < capacity`; blocks below `bump` have
 //!   been handed out at least once, blocks from `bump` to `end` never were.
-//! - Every block below `bump` is in exactly one of: handed out to the program; `free`
-//!   (owner-only list); `thread_free` (pushed by other threads, not yet collected).
-//! - `used` = blocks below `bump` not in `free`, i.e. out + in `thread_free` (+1 for
-//!   the span its class allocates from, see ThreadHeap::refresh_current). While the
-//!   span is "full" (on its heap's full list) the field holds `full_hold()` less the
-//!   local frees since, instead of `capacity` less them, so that the owner's free that
-//!   makes it 0 falls into the slow path, which relinks the span (see thread_heap.rs).
-//!   `used == 0` otherwise means the span holds no live block.
-//! - `owner_tp` is the thread pointer of the owning thread, and the free fast path
-//!   pushes onto `free` only when it equals the caller's. It is 0 for spans no thread
-//!   owns (orphans, big, large, free runs), so those always take the slow path.
+//! - Every block below `bump` is in exactly one of: handed out to the program; in a
+//!   thread's cache (thread_cache.rs: any thread's); `free` (the owner's list, changed
+//!   under its heap's lock); `thread_free` (pushed by other threads, not yet
+//!   collected).
+//! - `used` = blocks below `bump` not in `free`, i.e. out (to the program or a cache)
+//!   + in `thread_free` (+1 for the span its class allocates from, see
+//!   ThreadHeap::refresh_current). While the span is "full" (on its heap's full list)
+//!   the field holds `full_hold()` less the local frees since, instead of `capacity`
+//!   less them, so that the owner's free that makes it 0 relinks the span (see
+//!   thread_heap.rs). `used == 0` otherwise means the span holds no live block.
+//! - `owner_tp` is the thread pointer of the owning thread: a cache sends a block back
+//!   onto `free` when it equals its thread's, else onto `thread_free`. It is 0 for
+//!   spans no thread owns (orphans, big, large, free runs).
+//! - `cache_off` is the offset of the span's class's cache in a ThreadHeap for a small
+//!   span that a thread owns, and 0 otherwise (the free fast path's test).
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -181,8 +185,9 @@ pub struct Span {
     pub capacity: u32,
     pub class: u8,
     pub kind: Kind,
-    /// Small spans: the byte offset of their class's cache in a ThreadHeap (never 0);
-    /// 0 for every other kind, so the free fast path's test of it is its kind test.
+    /// Small spans a thread owns: the byte offset of their class's cache in a
+    /// ThreadHeap (never 0); 0 for orphans and every other kind, where each heap has
+    /// `no_cache`, so the free fast path's room test is also its kind test.
     pub cache_off: u32,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,

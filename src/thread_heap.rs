@@ -11,8 +11,8 @@
 //! dry.
 //!
 //! A span with no free block left is set aside ("full") so refills don't walk it;
-//! its owner's first free brings it back (the free fast path notices through the
-//! `used` bias, see `Span::full_hold`). Other threads' frees into it go to its
+//! the owner's first free into it (a block its cache sends back, `free_local`) brings it
+//! back (noticed through the `used` bias, see `Span::full_hold`). Other threads' frees into it go to its
 //! `thread_free` like any other; the owner looks at its full spans of a class for
 //! those before it takes a new span for the class (`rescue_full`), and once per decay
 //! period.
@@ -56,8 +56,9 @@ pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX + 1;
 
 #[repr(C)]
 pub struct ThreadHeap {
-    /// What the free fast path finds at `cache_off` 0, the offset every span that is
-    /// not small has: the count and limit of a cache that is always full.
+    /// What the free fast path finds at `cache_off` 0, the offset of every span that is
+    /// not small (and of orphans): the `top` and `end` of a cache that is off (both
+    /// null: full).
     pub no_cache: [usize; 2],
     /// `direct[size]` is `&caches[class_of(size)]` for sizes up to 1 KiB (set once,
     /// when the heap is made): the malloc fast path finds its cache here without
@@ -345,7 +346,7 @@ impl ThreadHeap {
             return;
         }
         // The caches are open exactly when the heap is not in slow mode (and closed, so
-        // flushed, before the spans are retagged).
+        // flushed, before the spans are retagged). Class 0 caches whenever they are.
         let open = self.caches[0].is_open();
         if slow && open {
             self.close_caches();

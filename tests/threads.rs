@@ -1,6 +1,7 @@
 //! Multi-threaded allocation (tests/c/threads.c): cross-thread frees in waves of
-//! exiting threads, 10,000 short-lived threads with bounded RSS, and a producer/consumer
-//! pair whose peak RSS must stay bounded. Each also runs against glibc as a control.
+//! exiting threads, 10,000 short-lived threads with bounded RSS, a producer/consumer
+//! pair whose peak RSS must stay bounded, and the thread cache's order of reuse. Each
+//! also runs against glibc as a control.
 mod common;
 
 use common::*;
@@ -43,4 +44,15 @@ fn thread_churn_keeps_rss_bounded() {
 fn producer_consumer_peak_rss_bounded() {
     threads(&["prodcons", "500000", "10000"], Preload::None);
     threads(&["prodcons", "2000000", "10000"], Preload::Oxmalloc);
+}
+
+/// The thread cache hands back the most recently freed block first, whichever thread
+/// allocated it: a thread frees 6 blocks another thread allocated (contents checked),
+/// and its next 6 mallocs of that size return them, last freed first; a block it
+/// frees itself comes straight back. (glibc's tcache, 7 blocks per size, does the
+/// same, which makes it the control.)
+#[test]
+fn thread_cache_reuses_the_last_freed_block_first() {
+    threads(&["lifo"], Preload::None);
+    threads(&["lifo"], Preload::Oxmalloc);
 }

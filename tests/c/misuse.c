@@ -24,6 +24,8 @@
  *                    span's free list), then malloc until it comes back
  *   write-after-free write the first 8 bytes of a freed block (on its span's free list),
  *                    then malloc until it comes back
+ *   uaf-cached       write the first 8 bytes of a freed block while it is in the thread's
+ *                    cache, then free more of its size until the cache sends it back
  * For the strict mode (OXMALLOC_CHECK=1):
  *   uaf-late         write byte 40 of a freed block, then churn the class until it is reused
  *   interior-own     free p + 16 of a 64-byte block of this thread
@@ -177,6 +179,15 @@ int main(int argc, char **argv) {
             char *c = malloc(N);
             if (c == b) printf("malloc gave %p\n", (void *)c);
         }
+    } else if (!strcmp(m, "uaf-cached")) {
+        enum { M = 128 };
+        char *x[M];
+        char *p = malloc(200);
+        for (int i = 0; i < M; i++) x[i] = malloc(200);
+        free(p);
+        show(p);
+        memset(opaque(p), 0, 8); /* write after free, into the cached block */
+        for (int i = 0; i < M; i++) free(x[i]);
     } else if (!strcmp(m, "uaf-late")) {
         char *p = malloc(72);
         memset(p, 1, 72);

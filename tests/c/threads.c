@@ -12,6 +12,10 @@
  *   threads prodcons BLOCKS QUEUE        one producer allocates BLOCKS blocks of 16..512
  *                                        bytes, 2 consumers free them; at most QUEUE blocks
  *                                        in flight; VmHWM must stay below 64 MiB.
+ *   threads lifo                         a thread frees 6 blocks of one size that another
+ *                                        thread allocated, then mallocs 6 of that size: it
+ *                                        must get them back, the last freed first (and a
+ *                                        block it freed itself, at once).
  *
  * Every block carries a header (owner thread, sequence number, size, checksum) and a
  * pattern derived from them; every byte is checked by whoever frees it.
@@ -368,12 +372,57 @@ static int mode_prodcons(long blocks, long cap) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ lifo */
+
+#define LIFO_N 6
+#define LIFO_SIZE 100
+static char *lifo_blocks[LIFO_N];
+
+static void *lifo_worker(void *arg) {
+    (void)arg;
+    /* This thread's first malloc sets up its cache. */
+    char *own = v_malloc(LIFO_SIZE);
+    memset(own, 1, LIFO_SIZE);
+    v_free(own);
+    char *again = v_malloc(LIFO_SIZE);
+    if (again != own) FAILF("own block: freed %p, malloc gave %p", (void *)own, (void *)again);
+    v_free(again);
+    char *first = v_malloc(LIFO_SIZE); /* takes `own` back out of the cache */
+    for (int i = 0; i < LIFO_N; i++) {
+        for (int k = 0; k < LIFO_SIZE; k++)
+            if (lifo_blocks[i][k] != (char)(i + 1)) FAILF("block %d byte %d changed", i, k);
+        v_free(lifo_blocks[i]);
+    }
+    for (int i = LIFO_N - 1; i >= 0; i--) {
+        char *p = v_malloc(LIFO_SIZE);
+        if (p != lifo_blocks[i]) FAILF("malloc %d gave %p, expected the block freed %d-th last (%p)", LIFO_N - 1 - i, (void *)p, LIFO_N - 1 - i, (void *)lifo_blocks[i]);
+        memset(p, 0x5a, LIFO_SIZE);
+        lifo_blocks[i] = p;
+    }
+    for (int i = 0; i < LIFO_N; i++) v_free(lifo_blocks[i]);
+    v_free(first);
+    return NULL;
+}
+
+static int mode_lifo(void) {
+    for (int i = 0; i < LIFO_N; i++) {
+        lifo_blocks[i] = v_malloc(LIFO_SIZE);
+        memset(lifo_blocks[i], i + 1, LIFO_SIZE);
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, lifo_worker, NULL) != 0) FAILF("pthread_create");
+    pthread_join(t, NULL);
+    printf("SUMMARY threads-lifo blocks=%d failed=0\n", LIFO_N);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "waves") && argc == 5) return mode_waves(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
     if (!strcmp(mode, "churn") && argc == 4) return mode_churn(atol(argv[2]), atoi(argv[3]));
     if (!strcmp(mode, "prodcons") && argc == 4) return mode_prodcons(atol(argv[2]), atol(argv[3]));
-    fprintf(stderr, "usage: threads waves WAVES THREADS OPS | churn TOTAL BATCH | prodcons BLOCKS QUEUE\n");
+    if (!strcmp(mode, "lifo") && argc == 2) return mode_lifo();
+    fprintf(stderr, "usage: threads waves WAVES THREADS OPS | churn TOTAL BATCH | prodcons BLOCKS QUEUE | lifo\n");
     return 2;
 }
