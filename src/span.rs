@@ -19,7 +19,7 @@
 //!   under its heap's lock); `thread_free` (pushed by other threads, not yet
 //!   collected).
 //! - `used` = blocks below `bump` not in `free`, i.e. out (to the program or a cache)
-//!   + in `thread_free` (+1 for the span its class allocates from, see
+//!   plus in `thread_free` (+1 for the span its class allocates from, see
 //!   ThreadHeap::refresh_current). While the span is "full" (on its heap's full list)
 //!   the field holds `full_hold()` less the local frees since, instead of `capacity`
 //!   less them, so that the owner's free that makes it 0 relinks the span (see
