@@ -84,6 +84,9 @@ pub struct ThreadHeap {
     pub full: PerClass<SpanList>,
     /// Slow-path refills, and when the spans were last purged (ms).
     refills: u32,
+    /// How many blocks each class's next cache refill takes: it starts small and
+    /// doubles per refill up to `refill_count` (`alloc_cached`).
+    refill_want: [u8; NUM_CLASSES],
     last_purge: u64,
     /// Held by the owner while it works on its span lists (every slow path), and by
     /// another thread while it purges this heap's spans (see "Idle heaps").
@@ -133,6 +136,7 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         biased: PerClass([ptr::null_mut(); NUM_CLASSES]),
         full: PerClass([const { SpanList::new() }; NUM_CLASSES]),
         refills: 0,
+        refill_want: [0; NUM_CLASSES],
         last_purge: 0,
         lock: RawMutex::new(),
         active_ms: AtomicU64::new(0),
@@ -1194,7 +1198,16 @@ impl ThreadHeap {
             unsafe { (*b).mark = 0 };
             return b.cast();
         }
-        let want = crate::thread_cache::refill_count(cache.limit());
+        // Slow start: a thread that uses a class for a few blocks (a short-lived one)
+        // does not carve, and then flush back at its exit, a whole batch of it.
+        let full = crate::thread_cache::refill_count(cache.limit());
+        let want = match self.refill_want.get(class) {
+            Some(&w) if w != 0 => (w as usize).min(full),
+            _ => FIRST_REFILL.min(full),
+        };
+        if let Some(w) = self.refill_want.get_mut(class) {
+            *w = (want * 2).min(full).min(u8::MAX as usize) as u8;
+        }
         let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         let n = self.take_blocks(class, &mut batch[..want], true);
         if n == 0 {
@@ -1212,6 +1225,9 @@ impl ThreadHeap {
 }
 
 const SLOTS_ALL: usize = usize::MAX;
+
+/// The blocks a class's first cache refill takes (see `refill_want`).
+const FIRST_REFILL: usize = 4;
 
 /// Blocks of one span that a flush sends to another thread together (marked free,
 /// linked from `first` to `last`).
