@@ -91,6 +91,7 @@ extern "C" fn child() {
     reset_pool_after_fork(&SPAN_POOL, core::mem::size_of::<crate::span::Span>());
     crate::arena::reset_pools_after_fork();
     crate::thread_heap::reset_pools_after_fork();
+    crate::transfer_cache::reset_after_fork();
     crate::check::reset_after_fork();
     crate::large::reset_after_fork();
 }

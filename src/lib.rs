@@ -11,8 +11,12 @@
 //!            \                  /
 //!             alloc.rs: the fast paths, C semantics, small / big / large dispatch
 //!            /                          \
-//!  thread_heap.rs: per-thread spans,     large.rs: one mmap per block,
-//!  lock-free fast path, remote frees     mremap on realloc
+//!  thread_cache.rs: per thread and       large.rs: one mmap per block,
+//!  class, a LIFO array of free blocks    mremap on realloc
+//!            |
+//!  transfer_cache.rs: per class, blocks passed between thread caches
+//!            |
+//!  thread_heap.rs: per-thread spans, refills and flushes, remote frees
 //!            |
 //!  arena.rs: page runs on brk / mmap regions, trimming, orphaned spans
 //!            |
@@ -27,7 +31,7 @@
 //! `heap_map.rs` (the heap map data), `exit_report.rs` (OXMALLOC_STATS and
 //! OXMALLOC_MAP at exit), `purge.rs` (free pages inside
 //! spans of small blocks given back), `sync.rs` (a futex mutex that
-//! never allocates), `tls.rs` (the initial-exec thread-local heap pointer), `init.rs`
+//! never allocates), `tls.rs` (the initial-exec thread-locals), `init.rs`
 //! (lazy start-up), `fork.rs` (the child after fork), `fmt.rs` (text without `format!`).
 //!
 //! ## Glossary
@@ -76,6 +80,7 @@ mod span;
 pub mod stats;
 mod sync;
 mod thread_cache;
+mod transfer_cache;
 mod thread_heap;
 mod tls;
 

@@ -5,7 +5,8 @@
 //! No lock is held across a call out of oxmalloc, and the locks are taken in one
 //! order: a thread heap's `lock` (its owner's slow paths; the fast paths take none),
 //! the registry of heaps, other heaps' locks (only with `try_lock`, see thread_heap.rs
-//! "Idle heaps"), `Arena::lock`, `meta::LOCK`.
+//! "Idle heaps"), `Arena::lock`, `meta::LOCK`. A transfer cache's lock
+//! (transfer_cache.rs) is innermost: nothing else is taken while it is held.
 //! Fork holds none of them across the fork (the prepare handler only waits once for
 //! the forking thread's own heap lock, see fork.rs): the child resets any lock found
 //! held.

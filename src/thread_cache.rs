@@ -18,10 +18,13 @@
 //!   A cache that is off is both empty and full, so neither fast path touches it. The
 //!   caches of a heap are off while the heap is in slow mode (M_PERTURB, the strict
 //!   mode, a low mmap threshold) and in the static heaps.
-//! - Only the owning thread touches its caches, without a lock. Blocks leave them for
-//!   their spans in batches, under the heap lock (`ThreadHeap::flush_cache`): the
-//!   older half when a free finds the cache full, all of them when the heap leaves the
-//!   fast paths, at thread exit, and before malloc_trim and the statistics.
+//! - Only the owning thread touches its caches, without a lock. Blocks leave them in
+//!   batches, under the heap lock: the older half when a free finds the cache full, for
+//!   the class's transfer cache (transfer_cache.rs, `ThreadHeap::spill_cache`), which a
+//!   cache that runs dry takes from before it goes to the spans; at thread exit, those
+//!   of other threads' spans the same way; the rest, and all of them when the heap
+//!   leaves the fast paths, before malloc_trim and the statistics, and before an arena
+//!   grows, for their spans (`ThreadHeap::flush_cache`, `send_home`).
 //! - No link through user memory while a block is cached: a write after free into a
 //!   cached block cannot make malloc hand out an address of the program's choosing.
 //!   The flush checks each block's mark (and that it is a block start) before it goes

@@ -1,0 +1,199 @@
+//! The transfer caches: per size class, one process-wide stack of free block pointers
+//! between the thread caches (thread_cache.rs) and the spans (tcmalloc's transfer
+//! cache, as an array of pointers).
+//!
+//! Why: without it, a thread cache that overflows sends its blocks home, to their
+//! spans' free lists (another thread's through its `thread_free`), and a cache that
+//! runs dry takes blocks from its own spans' lists, reading each block's link first.
+//! Where one thread frees what another allocates (a producer and its consumers, the
+//! hand-offs of larson, a pool of short-lived threads) every block made that round
+//! trip: a write of its link by the freeing thread, a cold read of it by the owner.
+//! Here an overflowing cache copies its oldest blocks' pointers into its class's
+//! transfer cache, and a cache that runs dry copies pointers out of it: no block is
+//! read or written on the way, and the blocks freed most recently are handed out
+//! first.
+//!
+//! # Invariants
+//! - A block here is as a block in a thread cache: out of its span (the span's `used`
+//!   counts it, so the span stays), marked free with its span's mark (a second free
+//!   of it is seen as a double free), its link word meaning nothing. It was checked
+//!   when it was freed; it is checked again (mark, block start) only on its way to its
+//!   span (`ThreadHeap::send_home`), where its link will live in it.
+//! - `len <= limit(class) <= SLOTS`; `slots[..len]` are the blocks, the most recently
+//!   put last. Everything is read and written under `lock`, held for a copy of at
+//!   most SLOTS pointers and never across a call out of this module.
+//! - Bounded: a class holds at most BYTES of blocks; beyond that its oldest leave for
+//!   their spans. Blocks that no thread took in a whole decay period leave too
+//!   (`take_unused`, from `ThreadHeap::maybe_purge`: a low-water mark, as tcmalloc
+//!   scavenges its thread caches), and so does everything before an arena grows and
+//!   for malloc_trim and the statistics (`ThreadHeap::drain_transfer_caches`).
+//! - After fork, the child empties a transfer cache whose lock a vanished thread held
+//!   (its contents may be half copied); those blocks stay out of their spans for good,
+//!   at most BYTES per class.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::size_class::{block_size, NUM_CLASSES};
+use crate::span::Block;
+use crate::sync::RawMutex;
+
+/// Pointers a class's transfer cache holds at most (four half-cache spills of the
+/// smallest classes).
+pub const SLOTS: usize = 128;
+
+/// Bytes of blocks a class's transfer cache holds at most: twice a thread cache's.
+pub const BYTES: usize = 2 * crate::thread_cache::CACHE_BYTES;
+
+struct Stack {
+    slots: [*mut Block; SLOTS],
+    /// The fewest blocks the cache held since the last `take_unused`: the oldest `low`
+    /// blocks were not needed in that time.
+    low: usize,
+}
+
+pub struct TransferCache {
+    lock: RawMutex,
+    /// How many blocks `stack` holds: written under `lock`; read without it only as a
+    /// hint (an empty cache costs its takers no lock).
+    len: AtomicUsize,
+    stack: UnsafeCell<Stack>,
+}
+
+// SAFETY: `stack` is only touched under `lock`.
+unsafe impl Sync for TransferCache {}
+
+static CACHES: [TransferCache; NUM_CLASSES] = [const {
+    TransferCache {
+        lock: RawMutex::new(),
+        len: AtomicUsize::new(0),
+        stack: UnsafeCell::new(Stack { slots: [core::ptr::null_mut(); SLOTS], low: 0 }),
+    }
+}; NUM_CLASSES];
+
+/// How many blocks class `class`'s transfer cache may hold (0: the class has none).
+pub fn limit(class: usize) -> usize {
+    (BYTES / block_size(class).max(1)).min(SLOTS)
+}
+
+fn cache(class: usize) -> &'static TransferCache {
+    // Masked, not bounds-checked: no panic on the allocation path (callers pass a
+    // class below NUM_CLASSES anyway).
+    &CACHES[class % NUM_CLASSES]
+}
+
+/// Runs `f` on class `class`'s stack and length under its lock.
+fn with_stack<R>(class: usize, f: impl FnOnce(&mut Stack, &mut usize) -> R) -> R {
+    let tc = cache(class);
+    tc.lock.lock();
+    let mut len = tc.len.load(Ordering::Relaxed);
+    // SAFETY: we hold the lock, which guards `stack`.
+    let r = f(unsafe { &mut *tc.stack.get() }, &mut len);
+    tc.len.store(len, Ordering::Relaxed);
+    tc.lock.unlock();
+    r
+}
+
+/// Puts `blocks` (cached blocks of class `class`, see the module invariants; the
+/// oldest first, at most SLOTS) into the class's transfer cache. What goes beyond its
+/// limit are the oldest blocks, of the cache and then of `blocks`: they come out into
+/// `out` (the caller sends them home); returns how many.
+///
+/// (The oldest leave, not the newest stay out: a cache that kept its first blocks for
+/// good would pin their spans, which in a program freeing from the top of its heap
+/// down are the ones at the top, and the heap could never be trimmed.)
+pub fn put(class: usize, blocks: &[*mut Block], out: &mut [*mut Block; SLOTS]) -> usize {
+    debug_assert!(blocks.len() <= SLOTS);
+    let blocks = blocks.get(blocks.len().saturating_sub(SLOTS)..).unwrap_or(&[]);
+    let limit = limit(class);
+    if limit == 0 || blocks.is_empty() {
+        return copy(out, blocks);
+    }
+    with_stack(class, |st, len| {
+        // len <= limit <= SLOTS, blocks.len() <= SLOTS: every range below is in bounds
+        // (`over` <= blocks.len(), and what stays fills the cache up to its limit).
+        let over = (*len + blocks.len()).saturating_sub(limit);
+        let from_cache = over.min(*len);
+        // The cache's oldest out.
+        copy(out, st.slots.get(..from_cache).unwrap_or(&[]));
+        drop_oldest(st, len, from_cache);
+        // Then the oldest of `blocks`, if the cache alone was not enough.
+        let from_blocks = over - from_cache;
+        copy(out.get_mut(from_cache..).unwrap_or(&mut []), blocks.get(..from_blocks).unwrap_or(&[]));
+        let rest = blocks.get(from_blocks..).unwrap_or(&[]);
+        *len += copy(st.slots.get_mut(*len..).unwrap_or(&mut []), rest);
+        over
+    })
+}
+
+/// Copies as much of `src` as fits to the start of `dst`; returns how much.
+fn copy(dst: &mut [*mut Block], src: &[*mut Block]) -> usize {
+    let mut n = 0;
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+        n += 1;
+    }
+    n
+}
+
+/// Takes up to `out.len()` blocks of class `class`, the most recently put first, into
+/// `out`; returns how many.
+pub fn take(class: usize, out: &mut [*mut Block]) -> usize {
+    let tc = cache(class);
+    // An unlocked peek: an empty cache (the common case for a class no thread spills)
+    // costs no lock. A stale answer only sends the caller to the spans.
+    if tc.len.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    with_stack(class, |st, len| pop(st, len, out))
+}
+
+/// Pops up to `out.len()` blocks, the most recent first, into `out`; returns how many.
+fn pop(st: &mut Stack, len: &mut usize, out: &mut [*mut Block]) -> usize {
+    let n = out.len().min(*len);
+    let from = *len - n;
+    for (o, &b) in out.iter_mut().zip(st.slots.get(from..*len).unwrap_or(&[]).iter().rev()) {
+        *o = b;
+    }
+    *len = from;
+    st.low = st.low.min(from);
+    n
+}
+
+/// Removes the `n` oldest blocks (`n <= len`), moving the others down.
+fn drop_oldest(st: &mut Stack, len: &mut usize, n: usize) {
+    for i in 0..*len - n {
+        if let Some(&b) = st.slots.get(i + n) {
+            if let Some(d) = st.slots.get_mut(i) {
+                *d = b;
+            }
+        }
+    }
+    *len -= n;
+    st.low = st.low.saturating_sub(n);
+}
+
+/// Takes the blocks of class `class` that no thread took since the last call (the
+/// oldest ones, up to the low-water mark) into `out`; returns how many.
+pub fn take_unused(class: usize, out: &mut [*mut Block; SLOTS]) -> usize {
+    if cache(class).len.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    with_stack(class, |st, len| {
+        let n = copy(out, st.slots.get(..st.low.min(*len)).unwrap_or(&[]));
+        drop_oldest(st, len, n);
+        st.low = *len;
+        n
+    })
+}
+
+/// After fork, in the child: a transfer cache whose lock was held by a thread that is
+/// gone may be half updated; start it empty (its blocks stay out, see the module doc).
+pub fn reset_after_fork() {
+    for tc in CACHES.iter() {
+        if tc.lock.is_locked() {
+            tc.lock.reset();
+            tc.len.store(0, Ordering::Relaxed);
+        }
+    }
+}
