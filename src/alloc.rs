@@ -120,6 +120,10 @@ pub unsafe fn free(p: *mut u8) {
 // Slow paths
 // ---------------------------------------------------------------------------------
 
+/// Frees of other threads' blocks after which a thread without a heap gets one (see
+/// `free_slow`).
+const HEAPLESS_FREES: usize = 64;
+
 #[cold]
 #[inline(never)]
 pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
@@ -305,7 +309,29 @@ pub unsafe fn free_slow(p: *mut u8) {
             && !Block::is_marked(p.cast(), span)
             && !crate::check::enabled()
         {
-            let heap = tls::heap();
+            let mut heap = tls::heap();
+            if (*span).cache_off != 0
+                && heap == thread_heap::EMPTY_HEAP.get()
+                && tls::count_heapless_free() > HEAPLESS_FREES
+            {
+                // A thread that keeps freeing other threads' blocks before it ever
+                // allocates (a consumer) gets its heap here, so that its frees are
+                // cached and leave in batches (to the transfer cache) like any
+                // thread's, instead of one atomic push onto the owner's span each.
+                // Not at once: a block handed to a new thread and freed there (Hoard's
+                // cache-scratch) would be the first one its cache hands out, and the
+                // thread would write into a cache line it shares with the blocks
+                // handed to other threads. Until then, its frees go home.
+                let saved = os::errno();
+                let h = thread_heap::acquire();
+                if !h.is_null() {
+                    // SAFETY: the calling thread's new heap, locked by acquire.
+                    (*h).sync_options();
+                    thread_heap::release(h);
+                    heap = h;
+                }
+                os::set_errno(saved);
+            }
             if (*span).cache_off != 0 && (&(*heap).caches)[(*span).class as usize].is_open() {
                 // The flush may give spans back: keep errno.
                 let saved = os::errno();

@@ -1,4 +1,5 @@
-//! The one thread-local oxmalloc keeps: a pointer to the calling thread's heap.
+//! The thread-locals oxmalloc keeps: a pointer to the calling thread's heap, and a
+//! count of the frees a thread without a heap made (`count_heapless_free`).
 //!
 //! It is an initial-exec TLS variable declared in assembly, read with one `fs:`
 //! relative load. Rust's `thread_local!` would use the general-dynamic model in a
@@ -26,6 +27,40 @@ core::arch::global_asm!(
     ".popsection",
     empty = sym EMPTY_HEAP,
 );
+
+// Frees of other threads' blocks by this thread while it has no heap (alloc.rs
+// `free_slow`), an initial-exec TLS word like the heap pointer, starting at 0.
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".globl __oxmalloc_tls_heapless_frees",
+    ".hidden __oxmalloc_tls_heapless_frees",
+    ".type __oxmalloc_tls_heapless_frees,@object",
+    ".size __oxmalloc_tls_heapless_frees, 8",
+    "__oxmalloc_tls_heapless_frees:",
+    ".zero 8",
+    ".popsection",
+);
+
+/// Counts one more free by the calling thread while it has no heap; returns the new
+/// count.
+#[inline]
+pub fn count_heapless_free() -> usize {
+    let n: usize;
+    // SAFETY: increments this thread's initial-exec TLS word and reads it back; nothing
+    // else is touched.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, qword ptr [rip + __oxmalloc_tls_heapless_frees@GOTTPOFF]",
+            "add qword ptr fs:[{t}], 1",
+            "mov {n}, qword ptr fs:[{t}]",
+            t = out(reg) _,
+            n = out(reg) n,
+            options(nostack),
+        );
+    }
+    n
+}
 
 /// The calling thread's heap (`EMPTY_HEAP` until its first allocation).
 #[inline(always)]
