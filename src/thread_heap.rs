@@ -87,6 +87,8 @@ pub struct ThreadHeap {
     /// How many blocks each class's next cache refill takes: it starts small and
     /// doubles per refill up to `refill_count` (`alloc_cached`).
     refill_want: [u8; NUM_CLASSES],
+    /// `refills` when `new_span` last sent the caches' own blocks home.
+    own_flush_refills: u32,
     last_purge: u64,
     /// Held by the owner while it works on its span lists (every slow path), and by
     /// another thread while it purges this heap's spans (see "Idle heaps").
@@ -136,6 +138,7 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         biased: PerClass([ptr::null_mut(); NUM_CLASSES]),
         full: PerClass([const { SpanList::new() }; NUM_CLASSES]),
         refills: 0,
+        own_flush_refills: 0,
         refill_want: [0; NUM_CLASSES],
         last_purge: 0,
         lock: RawMutex::new(),
@@ -409,7 +412,7 @@ impl ThreadHeap {
                 if n > 0 {
                     break;
                 }
-                if self.rescue_full(class) {
+                if self.rescue_full(class, RESCUE_SCAN) {
                     continue;
                 }
                 let fresh = self.new_span(class);
@@ -515,7 +518,7 @@ impl ThreadHeap {
     pub fn purge(&mut self, include_current: bool) -> usize {
         let mut bytes = 0;
         for c in 0..NUM_CLASSES {
-            self.rescue_full(c);
+            self.rescue_full(c, usize::MAX);
             let head = self.queues[c].head;
             let mut released = false;
             let mut s = head;
@@ -570,19 +573,30 @@ impl ThreadHeap {
         }
     }
 
-    /// Brings back the full spans of `class` that other threads freed blocks into.
-    /// True if there was one.
-    fn rescue_full(&mut self, class: usize) -> bool {
+    /// Brings back the full spans of `class` that other threads freed blocks into,
+    /// looking at `max_scan` of them at most (those looked at without luck go to the
+    /// back, so that repeated calls go round the list). True if there was one.
+    ///
+    /// (Bounded for the allocation path: a program that only grows its heap keeps
+    /// thousands of full spans, and a whole scan for every new span it took was 12% of
+    /// its refills' time in frag.)
+    fn rescue_full(&mut self, class: usize, max_scan: usize) -> bool {
         let mut found = false;
         let mut s = self.full[class].head;
-        while !s.is_null() {
+        let mut scanned = 0;
+        let max_scan = max_scan.min(self.full[class].len);
+        while !s.is_null() && scanned < max_scan {
+            scanned += 1;
             // SAFETY: our own spans on our full list; the successor is read before `s`
-            // may leave the list.
+            // may move.
             unsafe {
                 let next = (*s).next;
                 if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
                     self.unfull(s);
                     found = true;
+                } else if max_scan != usize::MAX {
+                    self.full[class].remove(s);
+                    self.full[class].push_back(s);
                 }
                 s = next;
             }
@@ -647,7 +661,8 @@ impl ThreadHeap {
     /// 1. an orphan with free blocks or an empty span of the class kept ready; then an
     ///    empty span kept ready for another class, laid out anew (`Source::Convert`);
     /// 2. the same again, after the blocks of this heap's own spans that the caches
-    ///    hold (its thread cache, the transfer caches) have gone home;
+    ///    hold (its thread cache, the transfer caches) have gone home (at most once
+    ///    per OWN_FLUSH_REFILLS refills);
     /// 3. free pages;
     /// 4. after every cached block has gone home, free pages of the heap's arena;
     /// 5. new pages the heap's own arena grows by.
@@ -675,10 +690,13 @@ impl ThreadHeap {
         if !s.is_null() {
             return s;
         }
-        if self.flush_own_blocks() {
-            let s = self.span_from_arenas(class, &resident);
-            if !s.is_null() {
-                return s;
+        if self.refills.wrapping_sub(self.own_flush_refills) >= OWN_FLUSH_REFILLS {
+            self.own_flush_refills = self.refills;
+            if self.flush_own_blocks() {
+                let s = self.span_from_arenas(class, &resident);
+                if !s.is_null() {
+                    return s;
+                }
             }
         }
         let s = self.span_from_arenas(class, &[Source::Pages]);
@@ -1369,6 +1387,13 @@ impl ThreadHeap {
 }
 
 const SLOTS_ALL: usize = usize::MAX;
+
+/// Full spans a refill looks at for remote frees before it takes a new span.
+const RESCUE_SCAN: usize = 8;
+
+/// Refills between two looks of `new_span` for the caches' own blocks: a program that
+/// keeps taking new spans (a growing heap) does not scan every cache for each.
+const OWN_FLUSH_REFILLS: u32 = 64;
 
 /// The blocks a class's first cache refill takes (see `refill_want`).
 const FIRST_REFILL: usize = 4;

@@ -39,35 +39,71 @@ use crate::span::Block;
 use crate::sync::RawMutex;
 
 /// Pointers a class's transfer cache holds at most (four half-cache spills of the
-/// smallest classes).
+/// smallest classes). A power of two: the stack is a ring.
 pub const SLOTS: usize = 128;
+const _: () = assert!(SLOTS.is_power_of_two());
 
 /// Bytes of blocks a class's transfer cache holds at most: twice a thread cache's.
 pub const BYTES: usize = 2 * crate::thread_cache::CACHE_BYTES;
 
-struct Stack {
+/// A class's blocks: a ring of `len` pointers from `oldest` on (indices mod SLOTS),
+/// the most recently put last. Its newest end is a stack (put, take); its oldest end
+/// is where blocks leave for their spans, without moving the others.
+struct Ring {
     slots: [*mut Block; SLOTS],
-    /// The fewest blocks the cache held since the last `take_unused`: the oldest `low`
-    /// blocks were not needed in that time.
+    oldest: usize,
+    /// The fewest blocks the ring held since the last `take_unused`: the oldest `low`
+    /// were not needed in that time.
     low: usize,
+}
+
+impl Ring {
+    fn at(&mut self, i: usize) -> &mut *mut Block {
+        // Masked: in bounds without a check (no panic on the allocation path).
+        &mut self.slots[(self.oldest + i) % SLOTS]
+    }
+
+    /// Moves the `n` oldest of `len` blocks into `out`; returns how many.
+    fn take_oldest(&mut self, len: &mut usize, n: usize, out: &mut [*mut Block]) -> usize {
+        let n = n.min(*len).min(out.len());
+        for (i, o) in out.iter_mut().take(n).enumerate() {
+            *o = *self.at(i);
+        }
+        self.oldest = (self.oldest + n) % SLOTS;
+        *len -= n;
+        self.low = self.low.saturating_sub(n);
+        n
+    }
+
+    /// Moves up to `out.len()` of the newest of `len` blocks into `out`, the newest
+    /// first; returns how many.
+    fn take_newest(&mut self, len: &mut usize, out: &mut [*mut Block]) -> usize {
+        let n = out.len().min(*len);
+        for (k, o) in out.iter_mut().take(n).enumerate() {
+            *o = *self.at(*len - 1 - k);
+        }
+        *len -= n;
+        self.low = self.low.min(*len);
+        n
+    }
 }
 
 pub struct TransferCache {
     lock: RawMutex,
-    /// How many blocks `stack` holds: written under `lock`; read without it only as a
+    /// How many blocks `ring` holds: written under `lock`; read without it only as a
     /// hint (an empty cache costs its takers no lock).
     len: AtomicUsize,
-    stack: UnsafeCell<Stack>,
+    ring: UnsafeCell<Ring>,
 }
 
-// SAFETY: `stack` is only touched under `lock`.
+// SAFETY: `ring` is only touched under `lock`.
 unsafe impl Sync for TransferCache {}
 
 static CACHES: [TransferCache; NUM_CLASSES] = [const {
     TransferCache {
         lock: RawMutex::new(),
         len: AtomicUsize::new(0),
-        stack: UnsafeCell::new(Stack { slots: [core::ptr::null_mut(); SLOTS], low: 0 }),
+        ring: UnsafeCell::new(Ring { slots: [core::ptr::null_mut(); SLOTS], oldest: 0, low: 0 }),
     }
 }; NUM_CLASSES];
 
@@ -77,18 +113,23 @@ pub fn limit(class: usize) -> usize {
 }
 
 fn cache(class: usize) -> &'static TransferCache {
-    // Masked, not bounds-checked: no panic on the allocation path (callers pass a
-    // class below NUM_CLASSES anyway).
+    // Masked, not bounds-checked, as in `Ring::at`.
     &CACHES[class % NUM_CLASSES]
 }
 
-/// Runs `f` on class `class`'s stack and length under its lock.
-fn with_stack<R>(class: usize, f: impl FnOnce(&mut Stack, &mut usize) -> R) -> R {
+/// Runs `f` on class `class`'s ring and length under its lock; skips it (returning
+/// 0) when the unlocked length says the ring is empty and `skip_empty`.
+fn with_ring(class: usize, skip_empty: bool, f: impl FnOnce(&mut Ring, &mut usize) -> usize) -> usize {
     let tc = cache(class);
+    // An unlocked peek: an empty ring (the common case for a class no thread spills)
+    // costs its takers no lock. A stale answer only sends the caller to the spans.
+    if skip_empty && tc.len.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
     tc.lock.lock();
     let mut len = tc.len.load(Ordering::Relaxed);
-    // SAFETY: we hold the lock, which guards `stack`.
-    let r = f(unsafe { &mut *tc.stack.get() }, &mut len);
+    // SAFETY: we hold the lock, which guards `ring`.
+    let r = f(unsafe { &mut *tc.ring.get() }, &mut len);
     tc.len.store(len, Ordering::Relaxed);
     tc.lock.unlock();
     r
@@ -104,25 +145,21 @@ fn with_stack<R>(class: usize, f: impl FnOnce(&mut Stack, &mut usize) -> R) -> R
 /// down are the ones at the top, and the heap could never be trimmed.)
 pub fn put(class: usize, blocks: &[*mut Block], out: &mut [*mut Block; SLOTS]) -> usize {
     debug_assert!(blocks.len() <= SLOTS);
-    let blocks = blocks.get(blocks.len().saturating_sub(SLOTS)..).unwrap_or(&[]);
     let limit = limit(class);
     if limit == 0 || blocks.is_empty() {
         return copy(out, blocks);
     }
-    with_stack(class, |st, len| {
-        // len <= limit <= SLOTS, blocks.len() <= SLOTS: every range below is in bounds
-        // (`over` <= blocks.len(), and what stays fills the cache up to its limit).
+    with_ring(class, false, |ring, len| {
         let over = (*len + blocks.len()).saturating_sub(limit);
-        let from_cache = over.min(*len);
-        // The cache's oldest out.
-        copy(out, st.slots.get(..from_cache).unwrap_or(&[]));
-        drop_oldest(st, len, from_cache);
-        // Then the oldest of `blocks`, if the cache alone was not enough.
-        let from_blocks = over - from_cache;
-        copy(out.get_mut(from_cache..).unwrap_or(&mut []), blocks.get(..from_blocks).unwrap_or(&[]));
-        let rest = blocks.get(from_blocks..).unwrap_or(&[]);
-        *len += copy(st.slots.get_mut(*len..).unwrap_or(&mut []), rest);
-        over
+        // The ring's oldest out first, then the oldest of `blocks` if that was not
+        // enough; the rest of `blocks` in.
+        let from_ring = ring.take_oldest(len, over, out);
+        let from_blocks = copy(out.get_mut(from_ring..).unwrap_or(&mut []), blocks.get(..over - from_ring).unwrap_or(&[]));
+        for &b in blocks.get(from_blocks..).unwrap_or(&[]) {
+            *ring.at(*len) = b;
+            *len += 1;
+        }
+        from_ring + from_blocks
     })
 }
 
@@ -139,50 +176,15 @@ fn copy(dst: &mut [*mut Block], src: &[*mut Block]) -> usize {
 /// Takes up to `out.len()` blocks of class `class`, the most recently put first, into
 /// `out`; returns how many.
 pub fn take(class: usize, out: &mut [*mut Block]) -> usize {
-    let tc = cache(class);
-    // An unlocked peek: an empty cache (the common case for a class no thread spills)
-    // costs no lock. A stale answer only sends the caller to the spans.
-    if tc.len.load(Ordering::Relaxed) == 0 {
-        return 0;
-    }
-    with_stack(class, |st, len| pop(st, len, out))
-}
-
-/// Pops up to `out.len()` blocks, the most recent first, into `out`; returns how many.
-fn pop(st: &mut Stack, len: &mut usize, out: &mut [*mut Block]) -> usize {
-    let n = out.len().min(*len);
-    let from = *len - n;
-    for (o, &b) in out.iter_mut().zip(st.slots.get(from..*len).unwrap_or(&[]).iter().rev()) {
-        *o = b;
-    }
-    *len = from;
-    st.low = st.low.min(from);
-    n
-}
-
-/// Removes the `n` oldest blocks (`n <= len`), moving the others down.
-fn drop_oldest(st: &mut Stack, len: &mut usize, n: usize) {
-    for i in 0..*len - n {
-        if let Some(&b) = st.slots.get(i + n) {
-            if let Some(d) = st.slots.get_mut(i) {
-                *d = b;
-            }
-        }
-    }
-    *len -= n;
-    st.low = st.low.saturating_sub(n);
+    with_ring(class, true, |ring, len| ring.take_newest(len, out))
 }
 
 /// Takes the blocks of class `class` that no thread took since the last call (the
 /// oldest ones, up to the low-water mark) into `out`; returns how many.
 pub fn take_unused(class: usize, out: &mut [*mut Block; SLOTS]) -> usize {
-    if cache(class).len.load(Ordering::Relaxed) == 0 {
-        return 0;
-    }
-    with_stack(class, |st, len| {
-        let n = copy(out, st.slots.get(..st.low.min(*len)).unwrap_or(&[]));
-        drop_oldest(st, len, n);
-        st.low = *len;
+    with_ring(class, true, |ring, len| {
+        let n = ring.take_oldest(len, ring.low, out);
+        ring.low = *len;
         n
     })
 }
