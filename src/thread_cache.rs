@@ -19,12 +19,13 @@
 //!   caches of a heap are off while the heap is in slow mode (M_PERTURB, the strict
 //!   mode, a low mmap threshold) and in the static heaps.
 //! - Only the owning thread touches its caches, without a lock. Blocks leave them in
-//!   batches, under the heap lock: the older half when a free finds the cache full, for
-//!   the class's transfer cache (transfer_cache.rs, `ThreadHeap::spill_cache`), which a
-//!   cache that runs dry takes from before it goes to the spans; at thread exit, those
-//!   of other threads' spans the same way; the rest, and all of them when the heap
-//!   leaves the fast paths, before malloc_trim and the statistics, and before an arena
-//!   grows, for their spans (`ThreadHeap::flush_cache`, `send_home`).
+//!   batches, under the heap lock. When a free finds the cache full, its older half:
+//!   the blocks of the heap's own spans to their free lists, the others to the class's
+//!   transfer cache (transfer_cache.rs, `ThreadHeap::spill_cache`), which a cache that
+//!   runs dry takes from before it goes to the spans; the same at thread exit. All of
+//!   them to their spans when the heap leaves the fast paths, before malloc_trim and
+//!   the statistics, and before an arena grows (`ThreadHeap::flush_cache`,
+//!   `send_home`).
 //! - No link through user memory while a block is cached: a write after free into a
 //!   cached block cannot make malloc hand out an address of the program's choosing.
 //!   The flush checks each block's mark (and that it is a block start) before it goes

@@ -1166,13 +1166,37 @@ impl ThreadHeap {
         self.caches[c].remove_oldest(n);
     }
 
-    /// Moves the oldest `n` blocks of class `c`'s cache out of it, into the class's
-    /// transfer cache; what that pushes out of it (its oldest blocks) goes home.
+    /// Moves the oldest `n` blocks of class `c`'s cache out of it: those of this heap's
+    /// spans to their free lists, the others into the class's transfer cache (what
+    /// that pushes out of it, its oldest blocks, goes home).
+    ///
+    /// (Own blocks into the transfer cache too kept more memory: a block there keeps
+    /// its span from emptying, and a thread that spilled and refilled its own blocks
+    /// through it kept up to 64 KiB per class out of its spans. In the bursty test's
+    /// steady phase, 2.5 MiB more RSS than without transfer caches; own blocks home,
+    /// about 1 MiB more, and larson's peak 24.4 -> 23.6 MiB.)
     pub fn spill_cache(&mut self, c: usize, n: usize) {
         let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         let n = self.oldest_cached(c, n, &mut batch);
         self.caches[c].remove_oldest(n);
-        self.put_in_transfer_cache(c, batch.get(..n).unwrap_or(&[]));
+        // Blocks of this heap's spans go home; the others are in transit between
+        // threads.
+        let tp = self.tp;
+        let mut foreign = 0;
+        for i in 0..n {
+            let b = batch[i % batch.len()];
+            let s = checked_span_of_cached(b);
+            // SAFETY: `s` is the live span of the cached block `b`.
+            unsafe {
+                if (*s).owner_tp == tp {
+                    self.free_local(s, b);
+                } else {
+                    batch[foreign % batch.len()] = b;
+                    foreign += 1;
+                }
+            }
+        }
+        self.put_in_transfer_cache(c, batch.get(..foreign).unwrap_or(&[]));
     }
 
     /// Puts cached blocks of class `c` (the oldest first) into its transfer cache, and

@@ -2,16 +2,17 @@
 //! between the thread caches (thread_cache.rs) and the spans (tcmalloc's transfer
 //! cache, as an array of pointers).
 //!
-//! Why: without it, a thread cache that overflows sends its blocks home, to their
-//! spans' free lists (another thread's through its `thread_free`), and a cache that
-//! runs dry takes blocks from its own spans' lists, reading each block's link first.
-//! Where one thread frees what another allocates (a producer and its consumers, the
-//! hand-offs of larson, a pool of short-lived threads) every block made that round
-//! trip: a write of its link by the freeing thread, a cold read of it by the owner.
-//! Here an overflowing cache copies its oldest blocks' pointers into its class's
-//! transfer cache, and a cache that runs dry copies pointers out of it: no block is
-//! read or written on the way, and the blocks freed most recently are handed out
-//! first.
+//! Why: without it, a thread cache that overflows sends every block home, to its
+//! span's free list, another thread's through that span's `thread_free`, and a cache
+//! that runs dry takes blocks from its own spans' lists, reading each block's link
+//! first. Where one thread frees what another allocates (a producer and its consumers,
+//! the hand-offs of larson, a pool of short-lived threads) each of those blocks made
+//! that round trip: its link written by the freeing thread, read cold by the owner,
+//! which also had to be the thread that allocated next. Here an overflowing cache
+//! copies the pointers of its oldest blocks of other threads' spans into the class's
+//! transfer cache (those of its own spans go to their free lists, as before), and a
+//! cache that runs dry copies pointers out of it: no block is read or written on the
+//! way, any thread can take them, and the blocks put last are handed out first.
 //!
 //! # Invariants
 //! - A block here is as a block in a thread cache: out of its span (the span's `used`
