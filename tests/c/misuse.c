@@ -25,7 +25,7 @@
  *   write-after-free write the first 8 bytes of a freed block (on its span's free list),
  *                    then malloc until it comes back
  *   uaf-cached       write the first 8 bytes of a freed block while it is in the thread's
- *                    cache, then free more of its size until the cache sends it back
+ *                    cache, then free more of its size until the caches send it back
  * For the strict mode (OXMALLOC_CHECK=1):
  *   uaf-late         write byte 40 of a freed block, then churn the class until it is reused
  *   interior-own     free p + 16 of a 64-byte block of this thread
@@ -86,6 +86,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *m = argv[1];
+    /* Unbuffered: the first printf allocates no buffer. (A buffer allocated in the
+     * middle of a mode may need a new span, and before an arena grows the caches send
+     * their blocks home: a block the mode wants in a cache would be on its span's list
+     * by the time it is written.) */
+    setvbuf(stdout, NULL, _IONBF, 0);
     if (!strcmp(m, "double-small")) {
         double_free(32);
     } else if (!strcmp(m, "double-100k")) {
@@ -162,10 +167,11 @@ int main(int argc, char **argv) {
             printf("NOT ADJACENT %p %p %zu\n", (void *)a, (void *)b, sz);
             return 3;
         }
-        /* A freed block waits in the thread's cache first, its link outside it; free
-         * more of the class after b so that b, the oldest, goes back to its span's
-         * free list, where its mark and link are in the block. */
-        enum { M = 128 };
+        /* A freed block waits in the thread's cache and then in the class's transfer
+         * cache first, its link outside it; free more of the class after b so that b,
+         * the oldest, goes back to its span's free list, where its mark and link are
+         * in the block (61 cached + 128 in the transfer cache at most). */
+        enum { M = 512 };
         char *x[M];
         for (int i = 0; i < M; i++) x[i] = malloc(N);
         free(b);
@@ -180,7 +186,7 @@ int main(int argc, char **argv) {
             if (c == b) printf("malloc gave %p\n", (void *)c);
         }
     } else if (!strcmp(m, "uaf-cached")) {
-        enum { M = 128 };
+        enum { M = 512 }; /* enough to push p through both caches */
         char *x[M];
         char *p = malloc(200);
         for (int i = 0; i < M; i++) x[i] = malloc(200);
