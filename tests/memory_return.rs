@@ -24,19 +24,12 @@ fn run_mode_args(args: &[&str], preload: Preload) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn field(out: &str, name: &str) -> i64 {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name}= in output:\n{out}"))
-}
-
 /// 1 Mi blocks of 256 B freed in reverse order, no trim call: RSS back within 16 MiB
 /// of the start (glibc keeps ~280 MiB here).
 #[test]
 fn reverse_free_gives_memory_back_without_a_trim_call() {
     let out = run_mode("reverse", Preload::Oxmalloc);
-    let grown = field(&out, "rss_after_kib") - field(&out, "rss_start_kib");
+    let grown = line_field(&out, "rss_after_kib") - line_field(&out, "rss_start_kib");
     assert!(grown <= 16 * 1024, "RSS still {grown} KiB above the start:\n{out}");
 }
 
@@ -45,8 +38,8 @@ fn reverse_free_gives_memory_back_without_a_trim_call() {
 /// `before` and `after` figures grown by at most 512 KiB (the blocks are 1.5 MB).
 fn assert_reuses_resident_spans(mode: &str, before: &str, after: &str, total: i64, min_reused: i64) {
     let out = run_mode(mode, Preload::Oxmalloc);
-    let grown = field(&out, after) - field(&out, before);
-    let reused = field(&out, "reused");
+    let grown = line_field(&out, after) - line_field(&out, before);
+    let reused = line_field(&out, "reused");
     assert!(reused >= min_reused, "only {reused} of {total} blocks reused the emptied spans:\n{out}");
     assert!(grown <= 512, "RSS grew {grown} KiB for blocks that had resident spans to go to:\n{out}");
 }
@@ -92,7 +85,7 @@ fn a_class_reuses_the_empty_spans_another_class_left() {
 fn malloc_trim_returns_free_pages_inside_spans() {
     let ours = run_mode("sparse", Preload::Oxmalloc);
     let glibc = run_mode("sparse", Preload::None);
-    let grown = |out: &str| field(out, "rss_after_trim_kib") - field(out, "rss_start_kib");
+    let grown = |out: &str| line_field(out, "rss_after_trim_kib") - line_field(out, "rss_start_kib");
     let (ours_kib, glibc_kib) = (grown(&ours), grown(&glibc));
     let out_of_line = 512 + 640 + 256;
     assert!(
@@ -111,7 +104,7 @@ fn malloc_trim_returns_free_pages_inside_spans() {
 #[test]
 fn freed_big_blocks_go_back_without_a_trim_call() {
     let out = run_mode("large", Preload::Oxmalloc);
-    let grown = field(&out, "rss_after_kib") - field(&out, "rss_start_kib");
+    let grown = line_field(&out, "rss_after_kib") - line_field(&out, "rss_start_kib");
     let bound = 4000 + 28 * 72 + 2048 + 256;
     assert!(grown <= bound, "RSS still {grown} KiB above the start (bound {bound}):\n{out}");
 }
@@ -129,13 +122,13 @@ fn top_cycle(variant: Option<&str>) {
     let args: Vec<&str> = ["topcycle"].into_iter().chain(variant).collect();
     let pages = 100 * 4096; // written in the last 100 turns
     let glibc = run_mode_args(&args, Preload::None);
-    assert!(field(&glibc, "faults_late") >= pages * 9 / 10, "glibc no longer faults on every turn (test premise):\n{glibc}");
+    assert!(line_field(&glibc, "faults_late") >= pages * 9 / 10, "glibc no longer faults on every turn (test premise):\n{glibc}");
     let ours = run_mode_args(&args, Preload::Oxmalloc);
-    let faults = field(&ours, "faults_late");
+    let faults = line_field(&ours, "faults_late");
     assert!(faults < pages / 10, "{faults} page faults in the last 100 turns ({pages} pages written):\n{ours}");
-    let trims = field(&ours, "trims_late");
+    let trims = line_field(&ours, "trims_late");
     assert!(trims <= 5, "{trims} of the last 100 turns lowered the break:\n{ours}");
-    let grown = field(&ours, "rss_after_kib") - field(&ours, "rss_start_kib");
+    let grown = line_field(&ours, "rss_after_kib") - line_field(&ours, "rss_start_kib");
     let bound = 4000 + 28 * 72 + 2048 + 256;
     assert!(grown <= bound, "RSS still {grown} KiB above the start after the loop (bound {bound}):\n{ours}");
 }
@@ -158,7 +151,7 @@ fn a_loop_over_large_buffers_in_a_thread_keeps_its_regions_then_gives_them_back(
 fn a_trim_threshold_set_by_the_program_trims_on_every_turn() {
     for preload in [Preload::None, Preload::Oxmalloc] {
         let out = run_mode_args(&["topcycle", "fixed"], preload.clone());
-        assert_eq!(field(&out, "trims_late"), 100, "under {}:\n{out}", preload.label());
+        assert_eq!(line_field(&out, "trims_late"), 100, "under {}:\n{out}", preload.label());
     }
 }
 
@@ -236,7 +229,7 @@ fn bursty_steady_rss(worker: &str) {
         "bursty failed:\n{}",
         out.describe()
     );
-    let start = field(&text, "rss_start_kib");
+    let start = line_field(&text, "rss_start_kib");
     let peak_line = text.lines().find(|l| l.starts_with("burst_blocks=")).expect("burst line");
     let peak: i64 = peak_line
         .split_whitespace()

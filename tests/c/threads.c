@@ -16,6 +16,12 @@
  *                                        thread allocated, then mallocs 6 of that size: it
  *                                        must get them back, the last freed first (and a
  *                                        block it freed itself, at once).
+ *   threads scratch                      4 threads each free a small block handed to them
+ *                                        (neighbours), then allocate 200 of that size: none
+ *                                        may share a cache line with a handed-out block.
+ *   threads pass                         A allocates 2000 blocks and stays alive, B frees
+ *                                        them, then C allocates 2000: prints how many of
+ *                                        C's blocks are A's old ones (reused=N).
  *
  * Every block carries a header (owner thread, sequence number, size, checksum) and a
  * pattern derived from them; every byte is checked by whoever frees it.
@@ -416,6 +422,139 @@ static int mode_lifo(void) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ scratch */
+
+/* Hoard's cache-scratch, as a check: the main thread allocates one small block per
+ * thread (neighbours, sharing cache lines) and hands them out; each thread frees its
+ * block first thing, then allocates blocks of that size and keeps them. None of those
+ * may share a cache line with the handed-out blocks: the thread would write into a
+ * line other threads write into. */
+
+#define SCRATCH_T 4
+#define SCRATCH_SIZE 8
+#define SCRATCH_KEEP 200
+static char *scratch_given[SCRATCH_T];
+
+static int shares_line(const char *p, const char *q) { return ((uintptr_t)p >> 6) == ((uintptr_t)q >> 6); }
+
+static void *scratch_worker(void *arg) {
+    long t = (long)arg;
+    char *given = scratch_given[t];
+    for (int k = 0; k < SCRATCH_SIZE; k++)
+        if (given[k] != (char)(t + 1)) FAILF("thread %ld: given block byte %d changed", t, k);
+    v_free(given);
+    char *kept[SCRATCH_KEEP];
+    for (int i = 0; i < SCRATCH_KEEP; i++) {
+        kept[i] = v_malloc(SCRATCH_SIZE);
+        memset(kept[i], 0x40 + (int)t, SCRATCH_SIZE);
+        for (int g = 0; g < SCRATCH_T; g++)
+            if (shares_line(kept[i], scratch_given[g]))
+                FAILF("thread %ld: malloc %d gave %p, in the cache line of the block handed to thread %d (%p)", t, i,
+                      (void *)kept[i], g, (void *)scratch_given[g]);
+    }
+    for (int i = 0; i < SCRATCH_KEEP; i++) {
+        for (int k = 0; k < SCRATCH_SIZE; k++)
+            if (kept[i][k] != (char)(0x40 + t)) FAILF("thread %ld: block %d byte %d changed", t, i, k);
+        v_free(kept[i]);
+    }
+    return NULL;
+}
+
+static int mode_scratch(void) {
+    for (int t = 0; t < SCRATCH_T; t++) {
+        scratch_given[t] = v_malloc(SCRATCH_SIZE);
+        memset(scratch_given[t], t + 1, SCRATCH_SIZE);
+    }
+    pthread_t tids[SCRATCH_T];
+    for (long t = 0; t < SCRATCH_T; t++)
+        if (pthread_create(&tids[t], NULL, scratch_worker, (void *)t) != 0) FAILF("pthread_create");
+    for (int t = 0; t < SCRATCH_T; t++) pthread_join(tids[t], NULL);
+    printf("SUMMARY threads-scratch threads=%d kept=%d failed=0\n", SCRATCH_T, SCRATCH_KEEP);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pass */
+
+/* Blocks one thread frees go to other threads, not only back to the thread that
+ * allocated them: A allocates PASS_N blocks and stays alive; B frees them; then C
+ * allocates PASS_N blocks of that size. Prints how many of C's are A's old blocks
+ * ("reused"); every block's contents are checked on the way. */
+
+#define PASS_N 2000
+#define PASS_SIZE 200
+static char *pass_blocks[PASS_N];
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pass_cond = PTHREAD_COND_INITIALIZER;
+static int pass_done;
+
+static void *pass_owner(void *arg) {
+    (void)arg;
+    for (int i = 0; i < PASS_N; i++) {
+        pass_blocks[i] = v_malloc(PASS_SIZE);
+        memset(pass_blocks[i], (char)i, PASS_SIZE);
+    }
+    /* Stay alive (so that A's spans stay A's) until the test is over. */
+    pthread_mutex_lock(&pass_lock);
+    pass_done = 1;
+    pthread_cond_broadcast(&pass_cond);
+    while (pass_done != 2) pthread_cond_wait(&pass_cond, &pass_lock);
+    pthread_mutex_unlock(&pass_lock);
+    return NULL;
+}
+
+static void *pass_freer(void *arg) {
+    (void)arg;
+    v_free(v_malloc(PASS_SIZE)); /* a thread that allocates too: it has a cache */
+    for (int i = 0; i < PASS_N; i++) {
+        for (int k = 0; k < PASS_SIZE; k++)
+            if (pass_blocks[i][k] != (char)i) FAILF("block %d byte %d changed", i, k);
+        v_free(pass_blocks[i]);
+    }
+    return NULL;
+}
+
+static long pass_reused;
+
+static void *pass_taker(void *arg) {
+    (void)arg;
+    static char *mine[PASS_N];
+    for (int i = 0; i < PASS_N; i++) {
+        mine[i] = v_malloc(PASS_SIZE);
+        memset(mine[i], 0x77, PASS_SIZE);
+        for (int j = 0; j < PASS_N; j++)
+            if (mine[i] == pass_blocks[j]) {
+                pass_reused++;
+                break;
+            }
+    }
+    for (int i = 0; i < PASS_N; i++) {
+        for (int k = 0; k < PASS_SIZE; k++)
+            if (mine[i][k] != 0x77) FAILF("taker block %d byte %d changed", i, k);
+        v_free(mine[i]);
+    }
+    return NULL;
+}
+
+static int mode_pass(void) {
+    pthread_t a, b, c;
+    if (pthread_create(&a, NULL, pass_owner, NULL) != 0) FAILF("pthread_create");
+    pthread_mutex_lock(&pass_lock);
+    while (pass_done != 1) pthread_cond_wait(&pass_cond, &pass_lock);
+    pthread_mutex_unlock(&pass_lock);
+    if (pthread_create(&b, NULL, pass_freer, NULL) != 0) FAILF("pthread_create");
+    pthread_join(b, NULL);
+    if (pthread_create(&c, NULL, pass_taker, NULL) != 0) FAILF("pthread_create");
+    pthread_join(c, NULL);
+    pthread_mutex_lock(&pass_lock);
+    pass_done = 2;
+    pthread_cond_broadcast(&pass_cond);
+    pthread_mutex_unlock(&pass_lock);
+    pthread_join(a, NULL);
+    printf("reused=%ld\n", pass_reused);
+    printf("SUMMARY threads-pass blocks=%d failed=0\n", PASS_N);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     mode = argc > 1 ? argv[1] : "";
@@ -423,6 +562,8 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "churn") && argc == 4) return mode_churn(atol(argv[2]), atoi(argv[3]));
     if (!strcmp(mode, "prodcons") && argc == 4) return mode_prodcons(atol(argv[2]), atol(argv[3]));
     if (!strcmp(mode, "lifo") && argc == 2) return mode_lifo();
-    fprintf(stderr, "usage: threads waves WAVES THREADS OPS | churn TOTAL BATCH | prodcons BLOCKS QUEUE | lifo\n");
+    if (!strcmp(mode, "scratch") && argc == 2) return mode_scratch();
+    if (!strcmp(mode, "pass") && argc == 2) return mode_pass();
+    fprintf(stderr, "usage: threads waves WAVES THREADS OPS | churn TOTAL BATCH | prodcons BLOCKS QUEUE | lifo | scratch | pass\n");
     return 2;
 }

@@ -449,3 +449,12 @@ pub fn export_pairs() -> Vec<(String, String)> {
 pub fn summary_line(out: &Output, prefix: &str) -> Option<String> {
     out.stdout_str().lines().rev().find(|l| l.starts_with(prefix)).map(str::to_string)
 }
+
+/// The integer value of a `name=value` line of `out` (the first such line); panics with
+/// the output when there is none.
+pub fn line_field(out: &str, name: &str) -> i64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in output:\n{out}"))
+}
