@@ -1181,22 +1181,33 @@ impl ThreadHeap {
         self.caches[c].remove_oldest(n);
         // Blocks of this heap's spans go home; the others are in transit between
         // threads.
+        let batch = batch.get_mut(..n).unwrap_or(&mut []);
+        let foreign = self.keep_foreign(batch);
+        self.put_in_transfer_cache(c, batch.get(..foreign).unwrap_or(&[]));
+    }
+
+    /// Sends the cached blocks of `blocks` that belong to this heap's spans to their
+    /// free lists, and moves the others (other threads' and orphans'), in their order,
+    /// to the front of `blocks`; returns how many of those there are.
+    fn keep_foreign(&mut self, blocks: &mut [*mut Block]) -> usize {
         let tp = self.tp;
         let mut foreign = 0;
-        for i in 0..n {
-            let b = batch[i % batch.len()];
+        for i in 0..blocks.len() {
+            let b = blocks.get(i).copied().unwrap_or(ptr::null_mut());
             let s = checked_span_of_cached(b);
             // SAFETY: `s` is the live span of the cached block `b`.
             unsafe {
                 if (*s).owner_tp == tp {
                     self.free_local(s, b);
                 } else {
-                    batch[foreign % batch.len()] = b;
+                    if let Some(slot) = blocks.get_mut(foreign) {
+                        *slot = b;
+                    }
                     foreign += 1;
                 }
             }
         }
-        self.put_in_transfer_cache(c, batch.get(..foreign).unwrap_or(&[]));
+        foreign
     }
 
     /// Puts cached blocks of class `c` (the oldest first) into its transfer cache, and
@@ -1250,45 +1261,26 @@ impl ThreadHeap {
     /// the transfer caches; blocks of other threads' spans stay where they are (see
     /// `new_span`). True if one went home.
     fn flush_own_blocks(&mut self) -> bool {
-        let tp = self.tp;
         let mut any = false;
         let mut batch = [ptr::null_mut::<Block>(); crate::transfer_cache::SLOTS];
         for c in 0..NUM_CLASSES {
             // The cache: all out, the others back in the same order.
             let n = self.oldest_cached(c, SLOTS_ALL, &mut batch);
             self.caches[c].remove_oldest(n);
-            for &b in batch.get(..n).unwrap_or(&[]) {
-                let s = checked_span_of_cached(b);
-                // SAFETY: `s` is the live span of the cached block `b`; the cache had
-                // room for it a moment ago.
-                unsafe {
-                    if (*s).owner_tp == tp {
-                        self.free_local(s, b);
-                        any = true;
-                    } else {
-                        self.caches[c].push(b);
-                    }
-                }
+            let out = batch.get_mut(..n).unwrap_or(&mut []);
+            let kept = self.keep_foreign(out);
+            any |= kept < n;
+            for &b in out.get(..kept).unwrap_or(&[]) {
+                // SAFETY: a cached block, which the cache had room for a moment ago.
+                unsafe { self.caches[c].push(b) };
             }
             // The transfer cache: the same, the others put back (`take` gives the most
             // recent first, `put` wants the oldest first).
             let n = crate::transfer_cache::take(c, &mut batch);
-            let mut kept = 0;
-            for i in 0..n {
-                let b = batch[i % batch.len()];
-                let s = checked_span_of_cached(b);
-                // SAFETY: as above.
-                unsafe {
-                    if (*s).owner_tp == tp {
-                        self.free_local(s, b);
-                        any = true;
-                    } else {
-                        batch[kept % batch.len()] = b;
-                        kept += 1;
-                    }
-                }
-            }
-            let foreign = batch.get_mut(..kept).unwrap_or(&mut []);
+            let out = batch.get_mut(..n).unwrap_or(&mut []);
+            let kept = self.keep_foreign(out);
+            any |= kept < n;
+            let foreign = out.get_mut(..kept).unwrap_or(&mut []);
             foreign.reverse();
             self.put_in_transfer_cache(c, foreign);
         }
