@@ -1,4 +1,4 @@
-//! The transfer caches: per size class, one process-wide stack of free block pointers
+//! The transfer caches: per size class, one process-wide ring of free block pointers
 //! between the thread caches (thread_cache.rs) and the spans (tcmalloc's transfer
 //! cache, as an array of pointers).
 //!
@@ -20,9 +20,10 @@
 //!   of it is seen as a double free), its link word meaning nothing. It was checked
 //!   when it was freed; it is checked again (mark, block start) only on its way to its
 //!   span (`ThreadHeap::send_home`), where its link will live in it.
-//! - `len <= limit(class) <= SLOTS`; `slots[..len]` are the blocks, the most recently
-//!   put last. Everything is read and written under `lock`, held for a copy of at
-//!   most SLOTS pointers and never across a call out of this module.
+//! - `len <= limit(class) <= SLOTS`; the blocks are the `len` slots from `oldest` on
+//!   (mod SLOTS), the most recently put last. Everything is read and written under
+//!   `lock`, held for a copy of at most SLOTS pointers and never across a call out of
+//!   this module.
 //! - Bounded: a class holds at most BYTES of blocks; beyond that its oldest leave for
 //!   their spans. Blocks that no thread took in a whole decay period leave too
 //!   (`take_unused`, from `ThreadHeap::maybe_purge`: a low-water mark, as tcmalloc
