@@ -594,7 +594,7 @@ impl ThreadHeap {
                 if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
                     self.unfull(s);
                     found = true;
-                } else if max_scan != usize::MAX {
+                } else {
                     self.full[class].remove(s);
                     self.full[class].push_back(s);
                 }
@@ -1162,7 +1162,7 @@ impl ThreadHeap {
     pub fn flush_cache(&mut self, c: usize, n: usize) {
         let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         let n = self.oldest_cached(c, n, &mut batch);
-        self.send_home(batch.get(..n).unwrap_or(&[]));
+        self.send_home(batch.get_mut(..n).unwrap_or(&mut []));
         self.caches[c].remove_oldest(n);
     }
 
@@ -1215,7 +1215,7 @@ impl ThreadHeap {
     fn put_in_transfer_cache(&mut self, c: usize, blocks: &[*mut Block]) {
         let mut out = [ptr::null_mut::<Block>(); crate::transfer_cache::SLOTS];
         let n = crate::transfer_cache::put(c, blocks, &mut out);
-        self.send_home(out.get(..n).unwrap_or(&[]));
+        self.send_home(out.get_mut(..n).unwrap_or(&mut []));
     }
 
     /// Copies the oldest `n` (at most all) blocks of class `c`'s cache into `out`;
@@ -1231,19 +1231,17 @@ impl ThreadHeap {
     /// Sends cached blocks (out of their spans and marked free: from a thread cache or
     /// a transfer cache) to their spans: this heap's onto their free lists, other
     /// threads' (and orphans') onto their `thread_free`. Each block is checked first
-    /// (its mark, and that it is a block start): it is about to hold a link again.
-    fn send_home(&mut self, blocks: &[*mut Block]) {
-        let tp = self.tp;
+    /// (its mark, and that it is a block start, in `keep_foreign`): it is about to hold
+    /// a link again. `blocks` is left reordered.
+    fn send_home(&mut self, blocks: &mut [*mut Block]) {
+        let foreign = self.keep_foreign(blocks);
         // Consecutive blocks of the same other thread's span go home in one push.
         let mut run = RemoteRun { span: ptr::null_mut(), first: ptr::null_mut(), last: ptr::null_mut(), len: 0 };
-        for &b in blocks {
-            let s = checked_span_of_cached(b);
-            // SAFETY: `s` is the live span of the cached block `b`.
+        for &b in blocks.get(..foreign).unwrap_or(&[]) {
+            let s = pagemap::lookup_fast(b as usize);
+            // SAFETY: `b` is a cached block keep_foreign checked; `s` its live span.
             unsafe {
-                if (*s).owner_tp == tp {
-                    let heap = &mut *(*s).heap;
-                    heap.free_local(s, b);
-                } else if s == run.span {
+                if s == run.span {
                     (*b).next = run.first;
                     run.first = b;
                     run.len += 1;
@@ -1300,7 +1298,7 @@ impl ThreadHeap {
                 crate::transfer_cache::take(c, &mut batch)
             };
             any |= n != 0;
-            self.send_home(batch.get(..n).unwrap_or(&[]));
+            self.send_home(batch.get_mut(..n).unwrap_or(&mut []));
         }
         any
     }
@@ -1367,33 +1365,26 @@ impl ThreadHeap {
         let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         // Blocks other threads' caches spilled, the most recently freed first: no block
         // is read on the way.
-        let n = crate::transfer_cache::take(class, batch.get_mut(..full).unwrap_or(&mut []));
-        if n != 0 {
-            for &b in batch.get(1..n).unwrap_or(&[]).iter().rev() {
-                // SAFETY: blocks of a transfer cache are cached blocks (out of their
-                // spans, marked free); the cache was empty and n <= full <= limit.
-                unsafe { self.caches[class].push(b) };
-            }
-            // SAFETY: as above; this one is the caller's.
-            unsafe { (*batch[0]).mark = 0 };
-            return batch[0].cast();
-        }
-        // Slow start: a thread that uses a class for a few blocks (a short-lived one)
-        // does not carve, and then flush back at its exit, a whole batch of it.
-        let want = match self.refill_want.get(class) {
-            Some(&w) if w != 0 => (w as usize).min(full),
-            _ => FIRST_REFILL.min(full),
-        };
-        if let Some(w) = self.refill_want.get_mut(class) {
-            *w = (want * 2).min(full).min(u8::MAX as usize) as u8;
-        }
-        let n = self.take_blocks(class, &mut batch[..want], true);
+        let mut n = crate::transfer_cache::take(class, batch.get_mut(..full).unwrap_or(&mut []));
         if n == 0 {
-            return ptr::null_mut();
+            // Slow start: a thread that uses a class for a few blocks (a short-lived
+            // one) does not carve, and then flush back at its exit, a whole batch of it.
+            let want = match self.refill_want.get(class) {
+                Some(&w) if w != 0 => (w as usize).min(full),
+                _ => FIRST_REFILL.min(full),
+            };
+            if let Some(w) = self.refill_want.get_mut(class) {
+                *w = (want * 2).min(full).min(u8::MAX as usize) as u8;
+            }
+            n = self.take_blocks(class, batch.get_mut(..want).unwrap_or(&mut []), true);
+            if n == 0 {
+                return ptr::null_mut();
+            }
         }
-        for &b in batch[1..n].iter().rev() {
-            // SAFETY: blocks just taken out of our spans, still marked free; the cache
-            // was empty and n <= want <= limit.
+        for &b in batch.get(1..n).unwrap_or(&[]).iter().rev() {
+            // SAFETY: cached blocks (out of their spans, marked free), from the transfer
+            // cache or just taken out of our spans; the cache was empty and n <= full
+            // <= limit.
             unsafe { self.caches[class].push(b) };
         }
         // SAFETY: as above; this one is the caller's.
@@ -1446,7 +1437,8 @@ struct RemoteRun {
 impl RemoteRun {
     fn send(&self) {
         if self.len != 0 {
-            // SAFETY: out blocks of `span`, checked and marked by flush_cache, linked.
+            // SAFETY: out blocks of `span`, checked and marked (cached blocks), linked by
+            // send_home.
             unsafe { free_remote_chain(self.span, self.first, self.last, self.len) };
         }
     }
@@ -1592,9 +1584,10 @@ pub fn perturb_free(p: *mut u8, n: usize) {
     }
 }
 
-/// Sends the calling thread's cached blocks back to their spans (statistics and
-/// malloc_trim count and purge spans, which see cached blocks as in use). Blocks in
-/// other threads' caches stay there: those threads' fast paths own them.
+/// Sends the calling thread's cached blocks and the transfer caches' back to their
+/// spans (statistics and malloc_trim count and purge spans, which see cached blocks as
+/// in use). Blocks in other threads' caches stay there: those threads' fast paths own
+/// them.
 pub fn flush_own_caches() {
     let h = tls::heap();
     if h != EMPTY_HEAP.get() && h != DYING_HEAP.get() && h != SHARED_HEAP.get() {
