@@ -49,20 +49,23 @@ const MAX_REQUEST: usize = isize::MAX as usize - 2 * 1024 * 1024;
 pub unsafe fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_LOOKUP_MAX {
         // SAFETY: size <= SMALL_LOOKUP_MAX < DIRECT_SLOTS; the TLS heap is always valid
-        // (EMPTY_HEAP at worst, whose direct table points at EMPTY_CACHE, empty and
-        // never written); a heap's caches are its thread's alone, and `slots[..count]`
-        // are blocks that are out of their spans and free (thread_cache.rs).
+        // (EMPTY_HEAP at worst, whose caches are off: empty, so never written); its
+        // direct table holds offsets of its own caches (`DIRECT`); a heap's caches are
+        // its thread's alone, and `slots[..count]` are blocks that are out of their
+        // spans and free (thread_cache.rs).
         unsafe {
             let heap = tls::heap();
-            let cache = *(*heap).direct.get_unchecked(size);
+            let off = *(*heap).direct.get_unchecked(size) as usize;
+            let cache = heap.cast::<u8>().add(off).cast::<BlockCache>();
             let top = (*cache).top;
             if top != (*cache).base {
                 let block = *top.sub(1);
-                // `top -= 1` as one read-modify-write instruction (the compiler spends
-                // two; the pair's budget is 40 instructions).
+                // `top -= 1` as one read-modify-write instruction on `heap + off` (the
+                // compiler spends two; the pair's budget is 40 instructions).
                 core::arch::asm!(
-                    "sub qword ptr [{cache}], 8",
-                    cache = in(reg) cache,
+                    "sub qword ptr [{heap} + {off}], 8",
+                    heap = in(reg) heap,
+                    off = in(reg) off,
                     options(nostack),
                 );
                 (*block).mark = 0;

@@ -53,7 +53,7 @@ pub const CACHE_BYTES: usize = 32 * 1024;
 ///   the cache empty when `top == base`;
 /// - `end` is `base + limit`: free finds the cache full when `top >= end`.
 ///
-/// All three null (the static caches, a heap's `no_cache`, a cache that is off) is a
+/// All three null (a static heap's caches, a heap's `no_cache`, a cache that is off) is a
 /// cache that is both empty and full, so neither fast path touches it.
 #[repr(C)]
 pub struct BlockCache {
@@ -64,14 +64,6 @@ pub struct BlockCache {
 }
 
 const _: () = assert!(core::mem::size_of::<BlockCache>() == 512);
-
-/// What the direct table of a static heap (a thread without a heap, an exiting one)
-/// points at: off.
-pub struct StaticCache(pub core::cell::UnsafeCell<BlockCache>);
-// SAFETY: EMPTY_CACHE is never written: it is off, so malloc never pops it, and no
-// free pushes onto it (frees find caches through a heap's `caches`, not here).
-unsafe impl Sync for StaticCache {}
-pub static EMPTY_CACHE: StaticCache = StaticCache(core::cell::UnsafeCell::new(BlockCache::off()));
 
 impl BlockCache {
     /// A cache that is off.
@@ -166,6 +158,6 @@ pub fn refill_count(limit: usize) -> usize {
 
 /// The byte offset of class `class`'s cache in a ThreadHeap (the `cache_off` of the
 /// class's spans); never 0, where a heap has `no_cache`.
-pub fn cache_offset(class: usize) -> u32 {
+pub const fn cache_offset(class: usize) -> u32 {
     (core::mem::offset_of!(crate::thread_heap::ThreadHeap, caches) + class * core::mem::size_of::<BlockCache>()) as u32
 }
