@@ -77,32 +77,34 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
     unsafe { malloc_slow(size) }
 }
 
-/// `free`. Fast path: page-map lookup; the calling thread's cache of the span's class
-/// at the span's `cache_off`; if it has room and the block is aligned and not already
-/// free, mark it and push it (25 instructions, no lock, no atomic). Spans that are not
-/// small (and NO_SPAN, for NULL and foreign pointers) have `cache_off` 0, where every
-/// heap has `no_cache`, which is always full: one test covers both. Anything else (a
-/// full cache, big or large blocks, NULL, misuse) goes to `free_slow`.
+/// `free`. Fast path: the page-map entry of the block's page, which holds the span's
+/// `cache_off` (pagemap.rs); the calling thread's cache of the span's class at that
+/// offset; if it has room and the block is aligned and not already free (its first
+/// word is not the entry, the span's free mark), mark it and push it (25 instructions,
+/// no lock, no atomic, nothing read of the span record). Spans that are not small
+/// (and NULL and foreign pointers, entry 0) have `cache_off` 0, where every heap has
+/// `no_cache`, which is always full: one test covers both. Anything else (a full
+/// cache, big or large blocks, NULL, misuse) goes to `free_slow`.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let span = pagemap::lookup_fast(p as usize);
+    let entry = pagemap::entry_fast(p as usize);
     let b = p.cast::<Block>();
-    // SAFETY: lookup_fast gives a live span record (NO_SPAN at worst, cache_off 0). The
-    // TLS heap is valid (a static heap at worst, whose caches are off and never
-    // written), and `cache_off` is the offset of a BlockCache in it (no_cache for 0).
-    // A cache with room is open, so the calling thread's own, and means the span is a
-    // small span (other kinds, and orphans, have cache_off 0), so `p` lies in one of
-    // its pages and its first 16 bytes (p is 16-aligned) are readable and, unless it
-    // is already free, the program's to give back; a cached block stays out of its
-    // span (its `used` counts it).
+    // SAFETY: the TLS heap is valid (a static heap at worst, whose caches are off and
+    // never written), and an entry's cache offset is the offset of a BlockCache in it
+    // (no_cache for 0). A cache with room is open, so the calling thread's own, and
+    // means the span is a small span (other kinds, and orphans, have cache_off 0 in
+    // their entries), so `p` lies in one of its pages and its first 16 bytes (p is
+    // 16-aligned) are readable and, unless it is already free, the program's to give
+    // back; the entry of a small span with a cache offset is its blocks' free mark
+    // (Block::mark_of); a cached block stays out of its span (its `used` counts it).
     unsafe {
         if p as usize % MIN_ALIGN == 0 {
             let heap = tls::heap();
-            let off = (*span).cache_off as usize;
+            let off = entry >> pagemap::CACHE_OFF_SHIFT;
             let cache = heap.cast::<u8>().add(off).cast::<BlockCache>();
             let top = (*cache).top;
-            if top < (*cache).end && !Block::is_marked(b, span) {
-                (*b).mark = Block::mark_of(span);
+            if top < (*cache).end && (*b).mark != entry {
+                (*b).mark = entry;
                 *top = b;
                 // `top += 1` as one read-modify-write instruction on `heap + off`
                 // (`top` is the cache's first field), as in `malloc`.

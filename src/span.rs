@@ -81,13 +81,21 @@ impl Block {
         unsafe { (*b).mark == Block::mark_of(s) }
     }
 
-    /// The mark of the free blocks of span `s`: the address of its record. A program
-    /// has no reason to store that in its first word (a small number, an offset,
-    /// could well be a counter of the program's), and it is never 0, the mark of
-    /// LIST_END and of a block handed out.
+    /// The mark of the free blocks of the small span `s`: the page-map entry of its
+    /// pages while a thread owns it (pagemap.rs, `CACHE_OFF_SHIFT`): its record's
+    /// offset, and its class's cache offset in the top 16 bits, so that the free fast
+    /// path compares a block's first word with the entry it has just read. A program
+    /// has no reason to store that in its first word (it is not even a canonical
+    /// address), and it is never 0, the mark of LIST_END and of a block handed out
+    /// (every cache offset is above 0). It depends on the record and the class only:
+    /// an orphan's blocks keep it, though its entries lose their cache offset.
+    ///
+    /// `s` is a live span record (NO_SPAN and EMPTY_SPAN included: class 0).
     #[inline(always)]
     pub fn mark_of(s: *const Span) -> usize {
-        s as usize
+        // SAFETY: per the doc, a readable record.
+        let class = unsafe { (*s).class as usize };
+        crate::pagemap::entry_with(s, crate::thread_cache::cache_offset(class))
     }
 }
 

@@ -761,6 +761,7 @@ impl ThreadHeap {
                 (*orphan).heap = me;
                 (*orphan).in_full = false;
                 (*orphan).cache_off = crate::thread_cache::cache_offset(class);
+                pagemap::remap(orphan);
             }
             return orphan;
         }
@@ -772,6 +773,13 @@ impl ThreadHeap {
                 (*cached).thread_free.store(TF_NORMAL, Ordering::Release);
                 (*cached).heap = me;
                 (*cached).checked = crate::check::enabled();
+                // An orphan that emptied was cached with cache_off 0: without its
+                // offset, every free of its blocks would take the slow path.
+                let off = crate::thread_cache::cache_offset(class);
+                if (*cached).cache_off != off {
+                    (*cached).cache_off = off;
+                    pagemap::remap(cached);
+                }
                 (*cached).owner_tp = tag;
             }
             return cached;
@@ -815,8 +823,11 @@ impl ThreadHeap {
             sp.heap = me;
             sp.arena_gen = generation;
             // Publish the span in the page map before any block of it is handed out (a
-            // converted span is there already: same record, same pages).
-            if !converted {
+            // converted span is there already, same record and pages, but its entries
+            // hold its old class's cache offset).
+            if converted {
+                pagemap::remap(s);
+            } else {
                 pagemap::set_range(sp.start, sp.pages, s);
             }
             sp.owner_tp = tag;
@@ -1553,6 +1564,7 @@ unsafe fn orphan(s: *mut Span) {
         // straight away): a block of it that a live thread cached would keep the whole
         // span from going back for as long as the block stayed there.
         sp.cache_off = 0;
+        pagemap::remap(s);
         if sp.used == 0 {
             release_small_span_locked(&mut a, s);
         } else if sp.arena_gen == a.generation {
