@@ -241,3 +241,24 @@ pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_gives_back_its_span_and_cache_offset() {
+        // Records below and above the map (pools are mmapped on either side of it), as
+        // far as user addresses go.
+        let b = base();
+        for span in [0x1000, b - 4096, b + 0x40, (1 << 47) - 4096] {
+            for off in [0u32, 16, 0x2a00, u16::MAX as u32] {
+                let e = entry_with(span as *const Span, off);
+                assert_eq!(span_of_entry(e) as usize, span);
+                assert_eq!(e >> CACHE_OFF_SHIFT, off as usize);
+            }
+        }
+        // Nothing mapped: NO_SPAN at the map's own address, cache offset 0.
+        assert_eq!(span_of_entry(0) as usize, b);
+    }
+}

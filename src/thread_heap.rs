@@ -1694,3 +1694,17 @@ pub fn reset_pools_after_fork() {
         unsafe { *SHARED_HEAP.get() = empty_heap(SHARED_TP) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_direct_table_gives_each_size_its_class_cache() {
+        for (size, &off) in DIRECT.iter().enumerate() {
+            let class = crate::size_class::class_of(size.max(1));
+            assert_eq!(off as u32, crate::thread_cache::cache_offset(class), "size {size}");
+            assert_eq!(off as usize, core::mem::offset_of!(ThreadHeap, caches) + class * core::mem::size_of::<BlockCache>());
+        }
+    }
+}
