@@ -28,7 +28,9 @@
 //!   onto `free` when it equals its thread's, else onto `thread_free`. It is 0 for
 //!   spans no thread owns (orphans, big, large, free runs).
 //! - `cache_off` is the offset of the span's class's cache in a ThreadHeap for a small
-//!   span that a thread owns, and 0 otherwise (the free fast path's test).
+//!   span that a thread owns, and 0 otherwise (the free fast path's test). The page-map
+//!   entries of the span's pages carry a copy, which is what the fast path reads: they
+//!   are rewritten whenever it changes on a mapped span (`pagemap::remap`).
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -38,12 +40,12 @@ use crate::os::{self, PAGE_SIZE};
 use crate::sync::Mutex;
 use crate::thread_heap::ThreadHeap;
 
-/// A free block of a small span: its first word is the address of its span (the
-/// "free mark"), its second links the next free block.
+/// A free block of a small span: its first word is its span's "free mark"
+/// (`mark_of`), its second links the next free block.
 ///
 /// The mark is what makes misuse visible without a header in front of every block:
 /// - every free block carries it, and every path that hands a block out clears it, so
-///   a block that carries its span's address at free time is already free: a double
+///   a block that carries its span's mark at free time is already free: a double
 ///   free (free paths check it before anything else);
 /// - the allocation paths check it on the block they pop before following its link,
 ///   so a free block whose first bytes were overwritten (an overflow out of the block
@@ -195,7 +197,9 @@ pub struct Span {
     pub kind: Kind,
     /// Small spans a thread owns: the byte offset of their class's cache in a
     /// ThreadHeap (never 0); 0 for orphans and every other kind, where each heap has
-    /// `no_cache`, so the free fast path's room test is also its kind test.
+    /// `no_cache`, so the free fast path's room test is also its kind test. (Empty
+    /// spans kept ready in an arena's span cache keep what they had.) Copied into the
+    /// span's page-map entries, where the fast path reads it.
     pub cache_off: u32,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,
