@@ -14,7 +14,8 @@
 //! - A cached block is out of its span (the span's `used` counts it) and carries its
 //!   span's free mark (`Block::mark_of`), as a block on a span's free list does: a
 //!   second free of it is seen as a double free. Its link word means nothing.
-//! - `count <= limit <= SLOTS` (see `BlockCache` for how the pointers encode them).
+//! - `count <= limit <= capacity_of(class)` (see `BlockCache` for how the pointers
+//!   encode them).
 //!   A cache that is off is both empty and full, so neither fast path touches it. The
 //!   caches of a heap are off while the heap is in slow mode (M_PERTURB, the strict
 //!   mode, a low mmap threshold) and in the static heaps.
@@ -31,60 +32,98 @@
 //!   The flush checks each block's mark (and that it is a block start) before it goes
 //!   back on its span's free list, where its link does live in it.
 //!
-//! Bounds: a class caches at most CACHE_BYTES of blocks (at most SLOTS blocks; classes
-//! whose blocks are bigger than half of that are not cached), so a thread that goes
-//! idle sits on at most NUM_CLASSES x CACHE_BYTES (in practice the classes it used).
+//! Bounds: a class caches at most CACHE_BYTES of blocks (at most OPEN_SLOTS blocks;
+//! classes whose blocks are bigger than half of that are not cached) while its cache
+//! has not grown, and at most MAX_CACHE_BYTES (MAX_SLOTS blocks) once it has, which
+//! only a class that runs both full and dry does (`ThreadHeap::grow_cache`), and only
+//! until the next decay tick. So a thread that goes idle sits on at most
+//! NUM_CLASSES x MAX_CACHE_BYTES (in practice a few classes' worth).
 //! Its spans are another matter: the fast paths never touch spans, so another thread
 //! may purge an idle thread's spans under its heap lock (thread_heap.rs, "Idle heaps").
 
-use crate::size_class::block_size;
+use crate::size_class::NUM_CLASSES;
 use crate::span::Block;
 
-/// Slots per class: a cache is 512 bytes, three words of pointers and 61 slots.
-pub const SLOTS: usize = 61;
-
-/// Bytes of free blocks a class may keep cached.
+/// Bytes of free blocks a class keeps cached when its cache opens (`limit_of`).
 pub const CACHE_BYTES: usize = 32 * 1024;
+/// Blocks a class keeps cached when its cache opens, at most.
+pub const OPEN_SLOTS: usize = 61;
 
-/// One class's cache. The fast paths work on the three pointers alone:
-/// - `base` is `&slots[0]` while the cache is open (null while it is off);
-/// - `top` is one past the most recently cached block: `slots[..count]` with
+/// Bytes of free blocks a class's cache may grow to (`capacity_of`).
+pub const MAX_CACHE_BYTES: usize = 64 * 1024;
+/// Blocks a class's cache may grow to, at most.
+pub const MAX_SLOTS: usize = 125;
+
+/// One class's cache: three pointers into its slots, which lie in the heap's shared
+/// slot array (`ThreadHeap::slots`, each class's range of `capacity_of` slots at
+/// `slot_start`). The fast paths work on the three pointers alone:
+/// - `base` is the first of the class's slots while the cache is open (null while it
+///   is off);
+/// - `top` is one past the most recently cached block: `base[..count]` with
 ///   `count = top - base` are the cached blocks, the most recent last; malloc finds
 ///   the cache empty when `top == base`;
 /// - `end` is `base + limit`: free finds the cache full when `top >= end`.
 ///
-/// All three null (a static heap's caches, a heap's `no_cache`, a cache that is off) is a
-/// cache that is both empty and full, so neither fast path touches it.
+/// All three null (a static heap's caches, a heap's `no_cache`, a cache that is off)
+/// is a cache that is both empty and full, so neither fast path touches it.
+///
+/// Why the slots are not in the cache: the headers of all classes then fit in 24
+/// cache lines (a program's mallocs and frees touch one per call, at random), and
+/// each class gets the slots its block size calls for (up to MAX_SLOTS for small
+/// blocks, a few for 16 KiB ones) instead of every class the most any needs.
 #[repr(C)]
 pub struct BlockCache {
     pub top: *mut *mut Block,
     pub end: *mut *mut Block,
     pub base: *mut *mut Block,
-    pub slots: [*mut Block; SLOTS],
+    /// The limit the cache opened with (`limit_of`), kept so that the decay tick can
+    /// bring a grown cache back to it.
+    pub open_limit: usize,
 }
 
-const _: () = assert!(core::mem::size_of::<BlockCache>() == 512);
+const _: () = assert!(core::mem::size_of::<BlockCache>() == 32);
 
 impl BlockCache {
     /// A cache that is off.
     pub const fn off() -> BlockCache {
         let null = core::ptr::null_mut();
-        BlockCache { top: null, end: null, base: null, slots: [core::ptr::null_mut(); SLOTS] }
+        BlockCache { top: null, end: null, base: null, open_limit: 0 }
     }
 
-    /// Turns the (empty) cache on with room for `limit` blocks (at most SLOTS), or off
-    /// for 0. The cache must not move while it is on: its pointers point into it.
-    pub fn set_limit(&mut self, limit: usize) {
-        debug_assert!(self.count() == 0 && limit <= SLOTS);
-        if limit == 0 {
+    /// Turns the (empty) cache on over the slots at `slots` with room for `limit`
+    /// blocks, or off for a limit of 0.
+    ///
+    /// # Safety
+    /// `slots` is the class's own range of at least `limit` slots in the heap that
+    /// holds this cache; neither may move while the cache is on.
+    pub unsafe fn open(&mut self, slots: *mut *mut Block, limit: usize) {
+        debug_assert!(self.count() == 0);
+        if limit == 0 || slots.is_null() {
             *self = BlockCache::off();
         } else {
-            let base = self.slots.as_mut_ptr();
-            self.base = base;
-            self.top = base;
-            // SAFETY: limit <= SLOTS: within (or one past) `slots`.
-            self.end = unsafe { base.add(limit) };
+            self.base = slots;
+            self.top = slots;
+            // SAFETY: per the contract, within (or one past) the class's slots.
+            self.end = unsafe { slots.add(limit) };
+            self.open_limit = limit;
         }
+    }
+
+    /// Turns the (empty) cache off.
+    pub fn close(&mut self) {
+        debug_assert!(self.count() == 0);
+        *self = BlockCache::off();
+    }
+
+    /// Sets the limit of the open cache to `limit`, at least its count and at most
+    /// its class's `capacity_of`, keeping its blocks.
+    ///
+    /// # Safety
+    /// `limit` is within the class's slots (`capacity_of`).
+    pub unsafe fn resize(&mut self, limit: usize) {
+        debug_assert!(self.is_open() && self.count() <= limit && limit <= MAX_SLOTS);
+        // SAFETY: per the contract.
+        self.end = unsafe { self.base.add(limit) };
     }
 
     pub fn is_open(&self) -> bool {
@@ -101,8 +140,12 @@ impl BlockCache {
 
     /// The `i`-th oldest cached block.
     pub fn slot(&self, i: usize) -> *mut Block {
-        debug_assert!(i < self.count());
-        self.slots[i]
+        if i >= self.count() {
+            debug_assert!(false, "slot {i} of {}", self.count());
+            return core::ptr::null_mut();
+        }
+        // SAFETY: i < count: a cached block's slot.
+        unsafe { *self.base.add(i) }
     }
 
     /// Caches `b` (marked free with its span's mark by the caller).
@@ -111,7 +154,7 @@ impl BlockCache {
     /// The cache is open and not full.
     pub unsafe fn push(&mut self, b: *mut Block) {
         debug_assert!(self.is_open() && self.count() < self.limit());
-        // SAFETY: top < end <= one past `slots` (per the contract).
+        // SAFETY: top < end, within the class's slots (per the contract).
         unsafe {
             *self.top = b;
             self.top = self.top.add(1);
@@ -133,22 +176,67 @@ impl BlockCache {
     /// Drops the `n` oldest blocks (the caller has sent them to their spans).
     pub fn remove_oldest(&mut self, n: usize) {
         let count = self.count();
-        debug_assert!(n <= count);
-        self.slots.copy_within(n..count, 0);
-        // SAFETY: count - n <= count: within `slots`.
-        self.top = unsafe { self.base.add(count - n) };
+        let n = n.min(count);
+        // SAFETY: both ranges are within `base[..count]`, the cached blocks' slots.
+        unsafe {
+            core::ptr::copy(self.base.add(n), self.base, count - n);
+            self.top = self.base.add(count - n);
+        }
     }
 }
 
-/// The limit of class `class`'s cache while its heap uses the fast paths.
-pub fn limit_of(class: usize) -> usize {
-    let n = CACHE_BYTES / block_size(class).max(1);
+/// The limit of class `class`'s cache when its heap opens it: CACHE_BYTES of blocks,
+/// at most OPEN_SLOTS; 0 (not cached) when that is under 2 blocks.
+pub const fn limit_of(class: usize) -> usize {
+    let n = CACHE_BYTES / class_size(class);
     if n < 2 {
         0
+    } else if n < OPEN_SLOTS {
+        n
     } else {
-        n.min(SLOTS)
+        OPEN_SLOTS
     }
 }
+
+/// The slots class `class` has, the most its cache may grow to
+/// (`ThreadHeap::grow_cache`): MAX_CACHE_BYTES of blocks, at most MAX_SLOTS; 0 for a
+/// class that is not cached.
+pub const fn capacity_of(class: usize) -> usize {
+    if limit_of(class) == 0 {
+        return 0;
+    }
+    let n = MAX_CACHE_BYTES / class_size(class);
+    if n < MAX_SLOTS {
+        n
+    } else {
+        MAX_SLOTS
+    }
+}
+
+const fn class_size(class: usize) -> usize {
+    let size = crate::size_class::CLASS_SIZE[class] as usize;
+    if size == 0 {
+        1
+    } else {
+        size
+    }
+}
+
+/// Where each class's slots start in `ThreadHeap::slots`.
+pub const SLOT_START: [u16; NUM_CLASSES] = {
+    let mut t = [0u16; NUM_CLASSES];
+    let mut c = 0;
+    let mut next = 0;
+    while c < NUM_CLASSES {
+        t[c] = next as u16;
+        next += capacity_of(c);
+        c += 1;
+    }
+    t
+};
+
+/// Slots of all classes together: the length of `ThreadHeap::slots`.
+pub const TOTAL_SLOTS: usize = SLOT_START[NUM_CLASSES - 1] as usize + capacity_of(NUM_CLASSES - 1);
 
 /// How many blocks a malloc that found its cache empty takes from the spans: half the
 /// limit, so that the frees that follow have room before the cache must flush.
@@ -160,4 +248,27 @@ pub fn refill_count(limit: usize) -> usize {
 /// class's spans); never 0, where a heap has `no_cache`.
 pub const fn cache_offset(class: usize) -> u32 {
     (core::mem::offset_of!(crate::thread_heap::ThreadHeap, caches) + class * core::mem::size_of::<BlockCache>()) as u32
+}
+
+// A flush takes a whole cache into a batch the size of a transfer cache.
+const _: () = assert!(MAX_SLOTS <= crate::transfer_cache::SLOTS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cached_class_has_its_slots() {
+        let mut next = 0;
+        for c in 0..NUM_CLASSES {
+            assert_eq!(SLOT_START[c] as usize, next, "class {c}");
+            let (open, cap) = (limit_of(c), capacity_of(c));
+            assert!(open <= cap && cap <= MAX_SLOTS, "class {c}: {open} {cap}");
+            assert_eq!(open == 0, cap == 0, "class {c}");
+            // A refill of a grown cache still fits the opening limit (alloc_cached).
+            assert!(refill_count(cap) <= open + 1, "class {c}");
+            next += cap;
+        }
+        assert_eq!(next, TOTAL_SLOTS);
+    }
 }
