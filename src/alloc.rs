@@ -55,17 +55,17 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
         // spans and free (thread_cache.rs).
         unsafe {
             let heap = tls::heap();
-            let off = *(*heap).direct.get_unchecked(size) as usize;
-            let cache = heap.cast::<u8>().add(off).cast::<BlockCache>();
+            let words = *(*heap).direct.get_unchecked(size) as usize;
+            let cache = heap.cast::<usize>().add(words).cast::<BlockCache>();
             let top = (*cache).top;
             if top != (*cache).base {
                 let block = *top.sub(1);
-                // `top -= 1` as one read-modify-write instruction on `heap + off` (the
-                // compiler spends two; the pair's budget is 40 instructions).
+                // `top -= 1` as one read-modify-write instruction on `heap + 8 * words`
+                // (the compiler spends two; the pair's budget is 40 instructions).
                 core::arch::asm!(
-                    "sub qword ptr [{heap} + {off}], 8",
+                    "sub qword ptr [{heap} + {words} * 8], 8",
                     heap = in(reg) heap,
-                    off = in(reg) off,
+                    words = in(reg) words,
                     options(nostack),
                 );
                 (*block).mark = 0;

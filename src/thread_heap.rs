@@ -50,23 +50,28 @@ const CARVE_BYTES: usize = 4096;
 /// 64-byte aligned), so no thread's fast path ever pushes onto them.
 const SHARED_TP: usize = 8;
 
-/// Entries of `ThreadHeap::direct`: one per request size from 0 to 1 KiB (8 KiB per
-/// heap), so that the malloc fast path indexes it with the size itself.
+/// Entries of `ThreadHeap::direct`: one per request size from 0 to 1 KiB, so that the
+/// malloc fast path indexes it with the size itself.
 pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX + 1;
 
-/// Every heap's `direct` table (computed at build time).
-const DIRECT: [u16; DIRECT_SLOTS] = {
-    let mut t = [0u16; DIRECT_SLOTS];
+/// Every heap's `direct` table (computed at build time): the offset of the size's
+/// class's cache, in 8-byte words.
+const DIRECT: [u8; DIRECT_SLOTS] = {
+    let mut t = [0u8; DIRECT_SLOTS];
     let mut size = 0;
     while size < DIRECT_SLOTS {
         let class = crate::size_class::class_of_computed(if size == 0 { 1 } else { size });
-        t[size] = crate::thread_cache::cache_offset(class) as u16;
+        t[size] = (crate::thread_cache::cache_offset(class) / 8) as u8;
         size += 1;
     }
     t
 };
 
-// The cache offsets fit the table's entries.
+// The caches come first in a heap, so that every cache's offset in words fits a byte
+// (the direct table's entries), and offsets are whole words.
+const _: () = assert!(crate::thread_cache::cache_offset(NUM_CLASSES - 1) / 8 <= u8::MAX as u32);
+const _: () = assert!(core::mem::size_of::<BlockCache>() % 8 == 0);
+// Page-map entries carry cache offsets in 16 bits (pagemap::CACHE_OFF_SHIFT).
 const _: () = assert!(core::mem::size_of::<ThreadHeap>() <= u16::MAX as usize);
 
 #[repr(C)]
@@ -75,15 +80,16 @@ pub struct ThreadHeap {
     /// not small (and of orphans): the `top` and `end` of a cache that is off (both
     /// null: full).
     pub no_cache: [usize; 2],
-    /// `direct[size]` is the byte offset in the heap of `caches[class_of(size)]`, for
-    /// sizes up to 1 KiB (the same in every heap, `DIRECT`): the malloc fast path finds
-    /// its cache here without computing anything from the size. Offsets, not pointers:
-    /// the table is 2 KiB (33 cache lines, where the sizes of a program's mallocs land
-    /// at random) instead of 8, and `heap + offset` costs no instruction (an address
-    /// mode). In larson, the pointer table was a third of malloc and free's L1 misses.
-    pub direct: [u16; DIRECT_SLOTS],
     /// The thread's caches, one per class (thread_cache.rs).
     pub caches: [BlockCache; NUM_CLASSES],
+    /// `direct[size]` is the offset in the heap, in 8-byte words, of
+    /// `caches[class_of(size)]`, for sizes up to 1 KiB (the same in every heap,
+    /// `DIRECT`): the malloc fast path finds its cache here without computing anything
+    /// from the size. Word offsets, not pointers: the table is 1 KiB (17 cache lines,
+    /// where the sizes of a program's mallocs land at random, few enough to stay in L1)
+    /// instead of 8, and `heap + 8 * offset` costs no instruction (an address mode). In
+    /// larson, the pointer table was a third of malloc and free's L1 misses.
+    pub direct: [u8; DIRECT_SLOTS],
     /// The span each class allocates from: the head of `queues[c]`, or `EMPTY_SPAN`
     /// (no span, or the heap is in slow mode).
     pub current: PerClass<*mut Span>,
@@ -1769,10 +1775,11 @@ mod tests {
 
     #[test]
     fn the_direct_table_gives_each_size_its_class_cache() {
-        for (size, &off) in DIRECT.iter().enumerate() {
+        for (size, &words) in DIRECT.iter().enumerate() {
             let class = crate::size_class::class_of(size.max(1));
+            let off = words as usize * 8;
             assert_eq!(off as u32, crate::thread_cache::cache_offset(class), "size {size}");
-            assert_eq!(off as usize, core::mem::offset_of!(ThreadHeap, caches) + class * core::mem::size_of::<BlockCache>());
+            assert_eq!(off, core::mem::offset_of!(ThreadHeap, caches) + class * core::mem::size_of::<BlockCache>());
         }
     }
 }
