@@ -260,8 +260,8 @@ mod tests {
     #[test]
     fn every_cached_class_has_its_slots() {
         let mut next = 0;
-        for c in 0..NUM_CLASSES {
-            assert_eq!(SLOT_START[c] as usize, next, "class {c}");
+        for (c, &start) in SLOT_START.iter().enumerate() {
+            assert_eq!(start as usize, next, "class {c}");
             let (open, cap) = (limit_of(c), capacity_of(c));
             assert!(open <= cap && cap <= MAX_SLOTS, "class {c}: {open} {cap}");
             assert_eq!(open == 0, cap == 0, "class {c}");
