@@ -56,7 +56,7 @@ pub const MAX_SLOTS: usize = 125;
 
 /// One class's cache: three pointers into its slots, which lie in the heap's shared
 /// slot array (`ThreadHeap::slots`, each class's range of `capacity_of` slots at
-/// `slot_start`). The fast paths work on the three pointers alone:
+/// `SLOT_START`). The fast paths work on the three pointers alone:
 /// - `base` is the first of the class's slots while the cache is open (null while it
 ///   is off);
 /// - `top` is one past the most recently cached block: `base[..count]` with

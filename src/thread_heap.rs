@@ -995,7 +995,7 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 // in their slow path for a decay period and purges them as their owner's decay would
 // (`purge(true)`): remote frees collected, empty spans given back to the arenas, free
 // pages inside the others decommitted. What stays is the blocks the program has and
-// the idle thread's caches (at most CACHE_BYTES per class, thread_cache.rs).
+// the idle thread's caches (at most MAX_CACHE_BYTES per class, thread_cache.rs).
 //
 // Why this is safe without the owner: it takes the heap's `lock`, which the owner
 // holds in every slow path (with `try_lock`: a heap in use is skipped, and nobody
