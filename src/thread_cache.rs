@@ -213,7 +213,12 @@ pub const fn capacity_of(class: usize) -> usize {
     }
 }
 
+/// `block_size` for the const tables here (that one is not a const fn); never 0, and
+/// no panicking index: a class out of range reads as a huge size (not cached).
 const fn class_size(class: usize) -> usize {
+    if class >= NUM_CLASSES {
+        return usize::MAX;
+    }
     let size = crate::size_class::CLASS_SIZE[class] as usize;
     if size == 0 {
         1
