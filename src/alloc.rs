@@ -141,12 +141,8 @@ pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
         // an index below NUM_CLASSES.
         unsafe {
             let caches = ptr::addr_of_mut!((*tls::heap()).caches).cast::<BlockCache>();
-            let cache = caches.add(class_of(size));
-            let top = (*cache).top;
-            if top != (*cache).base {
-                let top = top.sub(1);
-                let block = *top;
-                (*cache).top = top;
+            let block = (*caches.add(class_of(size))).pop();
+            if !block.is_null() {
                 (*block).mark = 0;
                 return block.cast();
             }
