@@ -344,14 +344,7 @@ impl ThreadHeap {
             }
         }
         let current = if head.is_null() || self.slow_mode { empty_span() } else { head };
-        if self.current[class] != current {
-            self.set_current(class, current);
-        }
-    }
-
-    /// Sets the span `class` allocates from.
-    fn set_current(&mut self, class: usize, span: *mut Span) {
-        self.current[class] = span;
+        self.current[class] = current;
     }
 
     /// Takes the "current" +1 back from `s`, which is leaving its queue.
@@ -1603,7 +1596,7 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
         for c in 0..NUM_CLASSES {
             let b = heap.biased[c];
             heap.drop_bias(c, b);
-            heap.set_current(c, empty_span());
+            heap.current[c] = empty_span();
         }
         for c in 0..NUM_CLASSES {
             for list in [&mut heap.queues[c] as *mut SpanList, &mut heap.full[c]] {
