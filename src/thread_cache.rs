@@ -14,8 +14,8 @@
 //! - A cached block is out of its span (the span's `used` counts it) and carries its
 //!   span's free mark (`Block::mark_of`), as a block on a span's free list does: a
 //!   second free of it is seen as a double free. Its link word means nothing.
-//! - `count <= limit <= capacity_of(class)` (see `BlockCache` for how the pointers
-//!   encode them).
+//! - `count <= limit == limit_of(class) <= SLOTS` (see `BlockCache` for how the
+//!   pointers encode them).
 //!   A cache that is off is both empty and full, so neither fast path touches it. The
 //!   caches of a heap are off while the heap is in slow mode (M_PERTURB, the strict
 //!   mode, a low mmap threshold) and in the static heaps.
@@ -32,30 +32,26 @@
 //!   The flush checks each block's mark (and that it is a block start) before it goes
 //!   back on its span's free list, where its link does live in it.
 //!
-//! Bounds: a class caches at most CACHE_BYTES of blocks (at most OPEN_SLOTS blocks;
-//! classes whose blocks are bigger than half of that are not cached) while its cache
-//! has not grown, and at most MAX_CACHE_BYTES (MAX_SLOTS blocks) once it has, which
-//! only a class that runs both full and dry does (`ThreadHeap::grow_cache`), and only
-//! until the next decay tick. So a thread that goes idle sits on at most
-//! NUM_CLASSES x MAX_CACHE_BYTES (in practice a few classes' worth).
+//! Bounds: a class caches at most CACHE_BYTES of blocks (at most SLOTS blocks; classes
+//! whose blocks are bigger than half of that are not cached), so a thread that goes
+//! idle sits on at most NUM_CLASSES x CACHE_BYTES (in practice the classes it used).
+//!
+//! (Caches that grew, up to 64 KiB, for a class that ran both full and dry took
+//! larson's L1 misses from 25.3 M to 24.8 M, but held the memory: larson's peak RSS
+//! +0.8 MiB, and the bursty test's steady phase went over its bound in 2 runs of 5.)
 //! Its spans are another matter: the fast paths never touch spans, so another thread
 //! may purge an idle thread's spans under its heap lock (thread_heap.rs, "Idle heaps").
 
 use crate::size_class::NUM_CLASSES;
 use crate::span::Block;
 
-/// Bytes of free blocks a class keeps cached when its cache opens (`limit_of`).
+/// Bytes of free blocks a class may keep cached (`limit_of`).
 pub const CACHE_BYTES: usize = 32 * 1024;
-/// Blocks a class keeps cached when its cache opens, at most.
-pub const OPEN_SLOTS: usize = 61;
-
-/// Bytes of free blocks a class's cache may grow to (`capacity_of`).
-pub const MAX_CACHE_BYTES: usize = 64 * 1024;
-/// Blocks a class's cache may grow to, at most.
-pub const MAX_SLOTS: usize = 125;
+/// Blocks a class may keep cached, at most.
+pub const SLOTS: usize = 61;
 
 /// One class's cache: three pointers into its slots, which lie in the heap's shared
-/// slot array (`ThreadHeap::slots`, each class's range of `capacity_of` slots at
+/// slot array (`ThreadHeap::slots`, each class's range of `limit_of` slots at
 /// `SLOT_START`). The fast paths work on the three pointers alone:
 /// - `base` is the first of the class's slots while the cache is open (null while it
 ///   is off);
@@ -69,16 +65,15 @@ pub const MAX_SLOTS: usize = 125;
 ///
 /// Why the slots are not in the cache: the headers of all classes then fit in 24
 /// cache lines (a program's mallocs and frees touch one per call, at random), and
-/// each class gets the slots its block size calls for (up to MAX_SLOTS for small
-/// blocks, a few for 16 KiB ones) instead of every class the most any needs.
+/// each class gets the slots its block size calls for (SLOTS for small blocks, a few
+/// for 16 KiB ones) instead of every class the most any needs.
 #[repr(C)]
 pub struct BlockCache {
     pub top: *mut *mut Block,
     pub end: *mut *mut Block,
     pub base: *mut *mut Block,
-    /// The limit the cache opened with (`limit_of`), kept so that the decay tick can
-    /// bring a grown cache back to it.
-    pub open_limit: usize,
+    /// Pads a header to 32 bytes: two per cache line, none across two.
+    _pad: usize,
 }
 
 const _: () = assert!(core::mem::size_of::<BlockCache>() == 32);
@@ -87,7 +82,7 @@ impl BlockCache {
     /// A cache that is off.
     pub const fn off() -> BlockCache {
         let null = core::ptr::null_mut();
-        BlockCache { top: null, end: null, base: null, open_limit: 0 }
+        BlockCache { top: null, end: null, base: null, _pad: 0 }
     }
 
     /// Turns the (empty) cache on over the slots at `slots` with room for `limit`
@@ -105,7 +100,6 @@ impl BlockCache {
             self.top = slots;
             // SAFETY: per the contract, within (or one past) the class's slots.
             self.end = unsafe { slots.add(limit) };
-            self.open_limit = limit;
         }
     }
 
@@ -113,17 +107,6 @@ impl BlockCache {
     pub fn close(&mut self) {
         debug_assert!(self.count() == 0);
         *self = BlockCache::off();
-    }
-
-    /// Sets the limit of the open cache to `limit`, at least its count and at most
-    /// its class's `capacity_of`, keeping its blocks.
-    ///
-    /// # Safety
-    /// `limit` is within the class's slots (`capacity_of`).
-    pub unsafe fn resize(&mut self, limit: usize) {
-        debug_assert!(self.is_open() && self.count() <= limit && limit <= MAX_SLOTS);
-        // SAFETY: per the contract.
-        self.end = unsafe { self.base.add(limit) };
     }
 
     pub fn is_open(&self) -> bool {
@@ -185,31 +168,16 @@ impl BlockCache {
     }
 }
 
-/// The limit of class `class`'s cache when its heap opens it: CACHE_BYTES of blocks,
-/// at most OPEN_SLOTS; 0 (not cached) when that is under 2 blocks.
+/// The limit of class `class`'s cache: CACHE_BYTES of blocks, at most SLOTS; 0 (not
+/// cached) when that is under 2 blocks. Also how many slots the class has.
 pub const fn limit_of(class: usize) -> usize {
     let n = CACHE_BYTES / class_size(class);
     if n < 2 {
         0
-    } else if n < OPEN_SLOTS {
+    } else if n < SLOTS {
         n
     } else {
-        OPEN_SLOTS
-    }
-}
-
-/// The slots class `class` has, the most its cache may grow to
-/// (`ThreadHeap::grow_cache`): MAX_CACHE_BYTES of blocks, at most MAX_SLOTS; 0 for a
-/// class that is not cached.
-pub const fn capacity_of(class: usize) -> usize {
-    if limit_of(class) == 0 {
-        return 0;
-    }
-    let n = MAX_CACHE_BYTES / class_size(class);
-    if n < MAX_SLOTS {
-        n
-    } else {
-        MAX_SLOTS
+        SLOTS
     }
 }
 
@@ -234,14 +202,14 @@ pub const SLOT_START: [u16; NUM_CLASSES] = {
     let mut next = 0;
     while c < NUM_CLASSES {
         t[c] = next as u16;
-        next += capacity_of(c);
+        next += limit_of(c);
         c += 1;
     }
     t
 };
 
 /// Slots of all classes together: the length of `ThreadHeap::slots`.
-pub const TOTAL_SLOTS: usize = SLOT_START[NUM_CLASSES - 1] as usize + capacity_of(NUM_CLASSES - 1);
+pub const TOTAL_SLOTS: usize = SLOT_START[NUM_CLASSES - 1] as usize + limit_of(NUM_CLASSES - 1);
 
 /// How many blocks a malloc that found its cache empty takes from the spans: half the
 /// limit, so that the frees that follow have room before the cache must flush.
@@ -256,7 +224,7 @@ pub const fn cache_offset(class: usize) -> u32 {
 }
 
 // A flush takes a whole cache into a batch the size of a transfer cache.
-const _: () = assert!(MAX_SLOTS <= crate::transfer_cache::SLOTS);
+const _: () = assert!(SLOTS <= crate::transfer_cache::SLOTS);
 
 #[cfg(test)]
 mod tests {
@@ -267,12 +235,8 @@ mod tests {
         let mut next = 0;
         for (c, &start) in SLOT_START.iter().enumerate() {
             assert_eq!(start as usize, next, "class {c}");
-            let (open, cap) = (limit_of(c), capacity_of(c));
-            assert!(open <= cap && cap <= MAX_SLOTS, "class {c}: {open} {cap}");
-            assert_eq!(open == 0, cap == 0, "class {c}");
-            // A refill of a grown cache still fits the opening limit (alloc_cached).
-            assert!(refill_count(cap) <= open + 1, "class {c}");
-            next += cap;
+            assert!(limit_of(c) <= SLOTS, "class {c}");
+            next += limit_of(c);
         }
         assert_eq!(next, TOTAL_SLOTS);
     }

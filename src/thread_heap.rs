@@ -111,9 +111,6 @@ pub struct ThreadHeap {
     /// How many blocks each class's next cache refill takes: it starts small and
     /// doubles per refill up to `refill_count` (`alloc_cached`).
     refill_want: [u8; NUM_CLASSES],
-    /// Whether each class's cache spilled (was found full by a free) since it was last
-    /// refilled: a cache that runs both full and dry grows (`grow_cache`).
-    spilled: [bool; NUM_CLASSES],
     /// `refills` when `new_span` last sent the caches' own blocks home.
     own_flush_refills: u32,
     last_purge: u64,
@@ -129,7 +126,7 @@ pub struct ThreadHeap {
     /// Links of the list of live heaps (`REGISTRY`).
     reg_next: *mut ThreadHeap,
     reg_prev: *mut ThreadHeap,
-    /// The caches' slots: each class's `capacity_of` of them, at `SLOT_START`
+    /// The caches' slots: each class's `limit_of` of them, at `SLOT_START`
     /// (thread_cache.rs).
     slots: [*mut Block; crate::thread_cache::TOTAL_SLOTS],
 }
@@ -170,7 +167,6 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         refills: 0,
         own_flush_refills: 0,
         refill_want: [0; NUM_CLASSES],
-        spilled: [false; NUM_CLASSES],
         last_purge: 0,
         lock: RawMutex::new(),
         active_ms: AtomicU64::new(0),
@@ -509,7 +505,6 @@ impl ThreadHeap {
             return;
         }
         self.last_purge = now;
-        self.shrink_caches();
         self.drain_transfer_caches(true);
         self.purge(false);
         reclaim_idle_heaps(self, now);
@@ -988,7 +983,7 @@ pub unsafe fn release_small_span_locked(a: &mut ArenaInner, s: *mut Span) {
 // in their slow path for a decay period and purges them as their owner's decay would
 // (`purge(true)`): remote frees collected, empty spans given back to the arenas, free
 // pages inside the others decommitted. What stays is the blocks the program has and
-// the idle thread's caches (at most MAX_CACHE_BYTES per class, thread_cache.rs).
+// the idle thread's caches (at most CACHE_BYTES per class, thread_cache.rs).
 //
 // Why this is safe without the owner: it takes the heap's `lock`, which the owner
 // holds in every slow path (with `try_lock`: a heap in use is skipped, and nobody
@@ -1182,7 +1177,7 @@ pub unsafe fn free_remote_chain(s: *mut Span, first: *mut Block, last: *mut Bloc
 impl ThreadHeap {
     /// Sends the oldest `n` blocks of class `c`'s cache to their spans.
     pub fn flush_cache(&mut self, c: usize, n: usize) {
-        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::MAX_SLOTS];
+        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         let n = self.oldest_cached(c, n, &mut batch);
         self.send_home(batch.get_mut(..n).unwrap_or(&mut []));
         self.caches[c].remove_oldest(n);
@@ -1198,7 +1193,7 @@ impl ThreadHeap {
     /// steady phase, 2.5 MiB more RSS than without transfer caches; own blocks home,
     /// about 1 MiB more, and larson's peak 24.4 -> 23.6 MiB.)
     pub fn spill_cache(&mut self, c: usize, n: usize) {
-        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::MAX_SLOTS];
+        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         let n = self.oldest_cached(c, n, &mut batch);
         self.caches[c].remove_oldest(n);
         // Blocks of this heap's spans go home; the others are in transit between
@@ -1348,8 +1343,8 @@ impl ThreadHeap {
         let slots = self.slots.as_mut_ptr();
         for c in 0..NUM_CLASSES {
             let start = crate::thread_cache::SLOT_START.get(c).map_or(0, |&s| s as usize);
-            // SAFETY: each class's range of `capacity_of(c) >= limit_of(c)` slots in
-            // this heap's `slots` (SLOT_START), which stays put: heaps never move.
+            // SAFETY: each class's range of `limit_of(c)` slots in this heap's `slots`
+            // (SLOT_START), which stays put: heaps never move.
             unsafe { self.caches[c].open(slots.add(start), crate::thread_cache::limit_of(c)) };
         }
     }
@@ -1365,9 +1360,6 @@ impl ThreadHeap {
         let c = unsafe { (*s).class as usize };
         let half = self.caches[c].count().div_ceil(2);
         self.spill_cache(c, half);
-        if let Some(f) = self.spilled.get_mut(c) {
-            *f = true;
-        }
         let cache = &mut self.caches[c];
         // An open cache has a limit of at least 2, so half of it is room.
         debug_assert!(cache.count() < cache.limit());
@@ -1390,11 +1382,8 @@ impl ThreadHeap {
             unsafe { (*b).mark = 0 };
             return b.cast();
         }
-        if self.spilled.get(class).copied().unwrap_or(false) {
-            self.grow_cache(class);
-        }
-        let full = crate::thread_cache::refill_count(self.caches[class].limit());
-        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::MAX_SLOTS];
+        let full = crate::thread_cache::refill_count(cache.limit());
+        let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         // Blocks other threads' caches spilled, the most recently freed first: no block
         // is read on the way.
         let mut n = crate::transfer_cache::take(class, batch.get_mut(..full).unwrap_or(&mut []));
@@ -1413,64 +1402,15 @@ impl ThreadHeap {
                 return ptr::null_mut();
             }
         }
-        for i in (1..n).rev() {
-            let b = batch.get(i).copied().unwrap_or(ptr::null_mut());
-            let cache = &mut self.caches[class];
-            if cache.count() < cache.limit() {
-                // SAFETY: a cached block (out of its span, marked free), from the
-                // transfer cache or just taken out of our spans; the cache has room.
-                unsafe { cache.push(b) };
-            } else {
-                // The cache was empty and n <= full <= its limit, but a decay tick in
-                // take_blocks may have brought a grown limit back (shrink_caches).
-                self.send_home(&mut [b]);
-            }
+        for &b in batch.get(1..n).unwrap_or(&[]).iter().rev() {
+            // SAFETY: cached blocks (out of their spans, marked free), from the transfer
+            // cache or just taken out of our spans; the cache was empty and n <= full
+            // <= limit.
+            unsafe { self.caches[class].push(b) };
         }
         // SAFETY: as above; this one is the caller's.
         unsafe { (*batch[0]).mark = 0 };
         batch[0].cast()
-    }
-}
-
-impl ThreadHeap {
-    /// A cache that ran dry after it spilled takes blocks in and out of the spans (or
-    /// the transfer cache) in both directions: its thread frees about as many blocks
-    /// of the class as it allocates, and the count wanders between empty and full.
-    /// A higher limit makes those trips rarer (the count has to wander further); it
-    /// grows by a quarter of the opening limit per such refill, up to the class's
-    /// slots (`capacity_of`). Classes a thread only allocates, or only frees (a
-    /// consumer), never grow. The decay tick brings the limits back (`shrink_caches`).
-    fn grow_cache(&mut self, class: usize) {
-        if let Some(f) = self.spilled.get_mut(class) {
-            *f = false;
-        }
-        let Some(cache) = self.caches.get_mut(class) else { return };
-        let max = crate::thread_cache::capacity_of(class);
-        let step = (cache.open_limit / 4).max(1);
-        if cache.is_open() && cache.limit() < max {
-            // SAFETY: at most the class's slots.
-            unsafe { cache.resize((cache.limit() + step).min(max)) };
-        }
-    }
-
-    /// Brings every grown cache back to its opening limit, its oldest surplus blocks
-    /// spilled (own home, others to the transfer cache). Once per decay tick: a cache
-    /// still busy in both directions grows again within a few refills, one whose
-    /// thread moved on does not keep the grown limit's worth of blocks.
-    fn shrink_caches(&mut self) {
-        for c in 0..NUM_CLASSES {
-            let cache = &self.caches[c];
-            let open = cache.open_limit;
-            if !cache.is_open() || cache.limit() <= open {
-                continue;
-            }
-            let surplus = cache.count().saturating_sub(open);
-            if surplus != 0 {
-                self.spill_cache(c, surplus);
-            }
-            // SAFETY: below the limit it had, within the class's slots.
-            unsafe { self.caches[c].resize(open) };
-        }
     }
 }
 
