@@ -565,8 +565,17 @@ impl ThreadHeap {
         }
     }
 
-    /// Brings a full span back into its class queue (at the back, so the current span
-    /// is used up first and a single free doesn't make the span flip in and out).
+    /// Brings a full span back into its class queue, at the front: it becomes the span
+    /// the class allocates from, and the block just freed into it is the next one out.
+    ///
+    /// (At the back, the current span was used up first and a span took no turns
+    /// between full and queue for single frees, but the queue went round like a FIFO:
+    /// a block freed into a span at the back waited for every span ahead of it, and
+    /// came out with its cache lines long gone. In larson, whose live set is about the
+    /// size of a last-level cache, the whole heap was in rotation: 6% more last-level
+    /// misses than at the front (cachegrind, 8 MiB LL, 3 runs each: 10.3-10.5 M
+    /// against 9.7-9.9 M; tcmalloc, which puts such spans first too, 9.6 M), for the
+    /// same instructions.)
     unsafe fn unfull(&mut self, s: *mut Span) {
         // SAFETY: the caller owns `s`, which is on its class's full list.
         unsafe {
@@ -574,7 +583,7 @@ impl ThreadHeap {
             sp.leave_full();
             let class = sp.class as usize;
             self.full[class].remove(s);
-            self.queues[class].push_back(s);
+            self.queues[class].push_front(s);
             self.refresh_current(class);
         }
     }
