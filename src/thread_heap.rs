@@ -572,10 +572,10 @@ impl ThreadHeap {
     /// between full and queue for single frees, but the queue went round like a FIFO:
     /// a block freed into a span at the back waited for every span ahead of it, and
     /// came out with its cache lines long gone. In larson, whose live set is about the
-    /// size of a last-level cache, the whole heap was in rotation: 6% more last-level
-    /// misses than at the front (cachegrind, 8 MiB LL, 3 runs each: 10.3-10.5 M
-    /// against 9.7-9.9 M; tcmalloc, which puts such spans first too, 9.6 M), for the
-    /// same instructions.)
+    /// size of a last-level cache, the whole heap was in rotation: about 5% more
+    /// last-level misses than at the front (cachegrind, 8 MiB LL, `larson 2 2`:
+    /// 10.3-10.5 M in 4 runs against 9.7-10.1 M in 10; tcmalloc, which puts such spans
+    /// first too, 9.6 M), for the same instructions.)
     unsafe fn unfull(&mut self, s: *mut Span) {
         // SAFETY: the caller owns `s`, which is on its class's full list.
         unsafe {
