@@ -450,8 +450,12 @@ impl ArenaInner {
     /// Takes back an empty small span of this arena (unlinked, holding no block): keeps
     /// it ready in the span cache, or gives its pages back.
     ///
-    /// A cached span is in state ORPHAN with `used == 0`, so a stray free into it is a
-    /// double free (caught in free_orphan) and not a corruption.
+    /// A cached span is in state ORPHAN with `used == 0` and `cache_off` 0, so a stray
+    /// free into it takes the slow path and is a double free (caught in free_orphan),
+    /// not a corruption. (With its class's cache offset still in its page-map entries,
+    /// the free fast path, which reads only the entry and the block's mark, took a
+    /// stray free of a block whose page was purged, mark 0, into the freeing thread's
+    /// cache, to be handed out again while another thread could carve the span.)
     ///
     /// # Safety
     /// `s` is an empty small span of this arena's current generation, on no list.
@@ -470,6 +474,10 @@ impl ArenaInner {
             sp.in_full = false;
             sp.is_current = false;
             sp.freed_at = os::now_ms();
+            if sp.cache_off != 0 {
+                sp.cache_off = 0;
+                crate::pagemap::remap(s);
+            }
             let bytes = sp.map_size;
             // Make room, evicting higher spans than this one; if none is higher, this
             // one goes instead.

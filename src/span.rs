@@ -197,9 +197,9 @@ pub struct Span {
     pub kind: Kind,
     /// Small spans a thread owns: the byte offset of their class's cache in a
     /// ThreadHeap (never 0); 0 for orphans and every other kind, where each heap has
-    /// `no_cache`, so the free fast path's room test is also its kind test. (Empty
-    /// spans kept ready in an arena's span cache keep what they had.) Copied into the
-    /// span's page-map entries, where the fast path reads it.
+    /// `no_cache`, so the free fast path's room test is also its kind test (empty spans
+    /// kept ready in an arena's span cache have 0 too). Copied into the span's page-map
+    /// entries, where the fast path reads it: `pagemap::remap` when it changes.
     pub cache_off: u32,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,

@@ -785,13 +785,10 @@ impl ThreadHeap {
                 (*cached).thread_free.store(TF_NORMAL, Ordering::Release);
                 (*cached).heap = me;
                 (*cached).checked = crate::check::enabled();
-                // An orphan that emptied was cached with cache_off 0: without its
+                // A cached span has cache_off 0 (arena.rs): without its class's
                 // offset, every free of its blocks would take the slow path.
-                let off = crate::thread_cache::cache_offset(class);
-                if (*cached).cache_off != off {
-                    (*cached).cache_off = off;
-                    pagemap::remap(cached);
-                }
+                (*cached).cache_off = crate::thread_cache::cache_offset(class);
+                pagemap::remap(cached);
                 (*cached).owner_tp = tag;
             }
             return cached;
@@ -836,7 +833,7 @@ impl ThreadHeap {
             sp.arena_gen = generation;
             // Publish the span in the page map before any block of it is handed out (a
             // converted span is there already, same record and pages, but its entries
-            // hold its old class's cache offset).
+            // hold cache offset 0, as every cached span's do).
             if converted {
                 pagemap::remap(s);
             } else {
