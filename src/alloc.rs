@@ -377,7 +377,8 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                 let tp = tls::thread_pointer();
                 let owner = (*s).owner_tp;
                 if owner & !1 == tp && owner != 0 {
-                    // Our own span while our heap is in slow mode.
+                    // Our own span, of a class with no cache (over 16 KiB) or while our
+                    // heap is in slow mode (its caches closed).
                     let heap = (*s).heap;
                     (*heap).lock.lock();
                     (*heap).free_local(s, b);

@@ -31,10 +31,11 @@ type Leaf = [AtomicUsize; LEAF_LEN];
 /// - a leaf entry of 0 designates `base()` itself, whose first bytes (zeros, the start
 ///   of `zero_leaf`) read as a span record with owner 0 and no blocks: `NO_SPAN`.
 ///
-/// So the free fast path goes from address to span record with two loads and two adds
-/// and no branch, and an address oxmalloc never handed out lands on NO_SPAN, whose
-/// owner matches no thread: the slow path then reports it (lookup() turns NO_SPAN
-/// into null for everyone else).
+/// So an address goes to its entry with two loads and two adds and no branch, and an
+/// address oxmalloc never handed out reads entry 0: cache offset 0 (the heap's
+/// `no_cache`, which sends the free fast path to the slow path) and the span record
+/// NO_SPAN, a free run, which the slow path then reports (lookup() turns NO_SPAN into
+/// null for everyone else).
 #[repr(C)]
 struct Map {
     zero_leaf: Leaf,
@@ -48,7 +49,8 @@ static MAP: Map = Map {
 };
 
 // NO_SPAN reads its record from the zero leaf: it must be big enough, and the fields
-// the fast path reads must be zero there (they are: the leaf is never written).
+// the slow path reads must be zero there (they are: the leaf is never written; kind 0
+// is a free run).
 const _: () = assert!(core::mem::size_of::<Span>() <= core::mem::size_of::<Leaf>());
 
 /// The map's address, computed rip-relative (a plain reference to a static in a

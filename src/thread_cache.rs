@@ -35,11 +35,10 @@
 //! Bounds: a class caches at most CACHE_BYTES of blocks (at most SLOTS blocks; classes
 //! whose blocks are bigger than half of that are not cached), so a thread that goes
 //! idle sits on at most NUM_CLASSES x CACHE_BYTES (in practice the classes it used).
-//!
 //! (Caches that grew, up to 64 KiB, for a class that ran both full and dry took
 //! larson's L1 misses from 25.3 M to 24.8 M, but held the memory: larson's peak RSS
 //! +0.8 MiB, and the bursty test's steady phase went over its bound in 2 runs of 5.)
-//! Its spans are another matter: the fast paths never touch spans, so another thread
+//! An idle thread's spans are another matter: the fast paths never touch spans, so another thread
 //! may purge an idle thread's spans under its heap lock (thread_heap.rs, "Idle heaps").
 
 use crate::size_class::NUM_CLASSES;
@@ -211,8 +210,10 @@ pub const SLOT_START: [u16; NUM_CLASSES] = {
 /// Slots of all classes together: the length of `ThreadHeap::slots`.
 pub const TOTAL_SLOTS: usize = SLOT_START[NUM_CLASSES - 1] as usize + limit_of(NUM_CLASSES - 1);
 
-/// How many blocks a malloc that found its cache empty takes from the spans: half the
-/// limit, so that the frees that follow have room before the cache must flush.
+/// The most blocks a malloc that found its cache empty takes (from the transfer cache,
+/// else from the spans, where a class's first refills take fewer: `alloc_cached`):
+/// half the limit, so that the frees that follow have room before the cache must
+/// flush.
 pub fn refill_count(limit: usize) -> usize {
     (limit / 2).max(1)
 }

@@ -4,16 +4,18 @@
 //! queue's head is the span the thread allocates from (`current`). In front of them
 //! sit the thread's caches (thread_cache.rs): malloc pops its class's cache and free
 //! pushes onto it, whichever span the block is from, with no lock and no atomic
-//! (alloc.rs has the fast paths). Caches refill from the current span and flush to
-//! the blocks' spans in batches, under the heap lock: a block of the thread's own
-//! span goes back on the span's free list, another thread's onto that span's atomic
-//! `thread_free` stack, which its owner collects in one swap when its free list runs
-//! dry.
+//! (alloc.rs has the fast paths). Caches refill from the class's transfer cache
+//! (transfer_cache.rs), else from the current span, and spill in batches, under the
+//! heap lock: a block of the thread's own span goes back on the span's free list,
+//! another thread's into the transfer cache. Blocks that leave a transfer cache for
+//! their spans go onto each span's atomic `thread_free` stack, which its owner
+//! collects in one swap when its free list runs dry.
 //!
 //! A span with no free block left is set aside ("full") so refills don't walk it;
-//! the owner's first free into it (a block its cache sends back, `free_local`) brings it
-//! back (noticed through the `used` bias, see `Span::full_hold`). Other threads' frees into it go to its
-//! `thread_free` like any other; the owner looks at its full spans of a class for
+//! the owner's first free into it (a block its cache sends back, `free_local`) brings
+//! it back to the front of its queue (noticed through the `used` bias, see
+//! `Span::full_hold`). Other threads' frees into it go to its `thread_free` like any
+//! other; the owner looks at its full spans of a class for
 //! those before it takes a new span for the class (`rescue_full`), and once per decay
 //! period.
 //!
@@ -1146,7 +1148,10 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
 /// `thread_free` for all of them.
 ///
 /// # Safety
-/// As `free_remote`, for each block of the chain.
+/// `s` is a small span this thread does not own, and each block of the chain a block
+/// of `s` that was out of it, validated as a block start not already free (by
+/// `owning_span` for `free_remote`, `keep_foreign` for `send_home`), and is now marked
+/// free.
 pub unsafe fn free_remote_chain(s: *mut Span, first: *mut Block, last: *mut Block, k: usize) {
     // SAFETY: per the contract; `s` stays valid while the blocks are out.
     unsafe {

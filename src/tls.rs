@@ -1,7 +1,7 @@
 //! The thread-locals oxmalloc keeps: a pointer to the calling thread's heap, and a
 //! count of the frees a thread without a heap made (`count_heapless_free`).
 //!
-//! It is an initial-exec TLS variable declared in assembly, read with one `fs:`
+//! They are initial-exec TLS variables declared in assembly, each read with one `fs:`
 //! relative load. Rust's `thread_local!` would use the general-dynamic model in a
 //! cdylib, whose `__tls_get_addr` may itself call malloc on glibc 2.39+ (and takes a
 //! lock); initial-exec TLS lives in the static TLS block that glibc sets up before any

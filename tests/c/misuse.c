@@ -167,10 +167,11 @@ int main(int argc, char **argv) {
             printf("NOT ADJACENT %p %p %zu\n", (void *)a, (void *)b, sz);
             return 3;
         }
-        /* A freed block waits in the thread's cache and then in the class's transfer
-         * cache first, its link outside it; free more of the class after b so that b,
-         * the oldest, goes back to its span's free list, where its mark and link are
-         * in the block (61 cached + 128 in the transfer cache at most). */
+        /* A freed block waits in the thread's cache first, its link outside it; free
+         * more of the class after b so that b, the oldest, goes back to its span's
+         * free list (the thread's own blocks go there when the cache spills, other
+         * threads' through the transfer cache), where its mark and link are in the
+         * block. */
         enum { M = 512 };
         char *x[M];
         for (int i = 0; i < M; i++) x[i] = malloc(N);
