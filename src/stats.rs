@@ -103,11 +103,11 @@ pub fn malloc_stats() {
 /// # Safety
 /// `stream` is a valid, open stdio stream.
 pub unsafe fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
-    crate::thread_heap::flush_own_caches();
     if options != 0 {
         os::set_errno(libc::EINVAL);
         return -1;
     }
+    crate::thread_heap::flush_own_caches();
     let put = |w: &Buf| {
         let bytes = w.as_bytes();
         // SAFETY: `stream` is the caller's open FILE (the contract); fwrite reads our
