@@ -407,6 +407,7 @@ impl ThreadHeap {
 
     /// A block of size class `class`, or null when out of memory.
     pub fn alloc_small(&mut self, class: usize) -> *mut u8 {
+        self.maybe_purge();
         let mut one = [ptr::null_mut(); 1];
         if self.take_blocks(class, &mut one, false) == 0 {
             return ptr::null_mut();
@@ -420,7 +421,6 @@ impl ThreadHeap {
     /// no block at all, not to top a batch up. The blocks come out marked free (for a
     /// cache, `for_cache`) or not.
     pub fn take_blocks(&mut self, class: usize, out: &mut [*mut Block], for_cache: bool) -> usize {
-        self.maybe_purge();
         let mut n = 0;
         while n < out.len() {
             let s = self.queues[class].head;
@@ -1431,6 +1431,11 @@ impl ThreadHeap {
             return b.cast();
         }
         let full = crate::thread_cache::refill_count(cache.limit());
+        // Every refill counts towards the decay clock, and shows the heap is active,
+        // whether its blocks come from the transfer cache or the spans (a thread fed
+        // by the transfer caches alone, a producer whose consumers spill to it, had
+        // looked idle to the other threads, whose decay then purged its spans).
+        self.maybe_purge();
         // A malloc found the cache empty: the thread does not only free this class.
         self.spill_top[class] = ptr::null_mut();
         self.spill_emptied[class] = false;
