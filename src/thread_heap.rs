@@ -515,7 +515,9 @@ impl ThreadHeap {
             return;
         }
         self.last_purge = now;
-        self.drain_transfer_caches(true);
+        if crate::transfer_cache::claim_decay(now) {
+            self.drain_transfer_caches(true);
+        }
         self.purge(false);
         reclaim_idle_heaps(self, now);
         for a in crate::arena::ARENAS.iter().take(crate::init::arena_count()) {

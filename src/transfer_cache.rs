@@ -26,15 +26,16 @@
 //!   this module.
 //! - Bounded: a class holds at most BYTES of blocks; beyond that its oldest leave for
 //!   their spans. Blocks that no thread took in a whole decay period leave too
-//!   (`take_unused`, from `ThreadHeap::maybe_purge`: a low-water mark, as tcmalloc
-//!   scavenges its thread caches), and so does everything before an arena grows and
-//!   for malloc_trim and the statistics (`ThreadHeap::drain_transfer_caches`).
+//!   (`take_unused`, from `ThreadHeap::maybe_purge`, once per period for the whole
+//!   process, `claim_decay`: a low-water mark, as tcmalloc scavenges its thread
+//!   caches), and so does everything before an arena grows and for malloc_trim and
+//!   the statistics (`ThreadHeap::drain_transfer_caches`).
 //! - After fork, the child empties a transfer cache whose lock a vanished thread held
 //!   (its contents may be half copied); those blocks stay out of their spans for good,
 //!   at most BYTES per class.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::size_class::{block_size, NUM_CLASSES};
 use crate::span::Block;
@@ -179,6 +180,19 @@ fn copy(dst: &mut [*mut Block], src: &[*mut Block]) -> usize {
 /// `out`; returns how many.
 pub fn take(class: usize, out: &mut [*mut Block]) -> usize {
     with_ring(class, true, |ring, len| ring.take_newest(len, out))
+}
+
+/// When the transfer caches' decay last ran (ms), for `claim_decay`.
+static LAST_DECAY_MS: AtomicU64 = AtomicU64::new(0);
+
+/// True for one caller per decay period, process-wide: it runs the decay
+/// (`take_unused` of every class). (Run by every thread's decay tick, each run reset
+/// the low-water marks, and with N threads "no thread took them in a whole period"
+/// meant a period over N.)
+pub fn claim_decay(now_ms: u64) -> bool {
+    let last = LAST_DECAY_MS.load(Ordering::Relaxed);
+    now_ms >= last.saturating_add(crate::arena::DECAY_MS)
+        && LAST_DECAY_MS.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }
 
 /// Takes the blocks of class `class` that no thread took since the last call (the
