@@ -346,6 +346,16 @@ pub unsafe fn free_slow(p: *mut u8) {
             if (*span).owner_tp & !1 != tls::thread_pointer() {
                 return thread_heap::free_remote(span, p.cast());
             }
+            // Our own span, of a class with no cache (over 16 KiB) or while our heap is
+            // in slow mode: onto its free list, without checking the block again below.
+            // (Emptying the span may give it back: keep errno.)
+            let heap = (*span).heap;
+            let saved = os::errno();
+            (*heap).lock.lock();
+            (*heap).free_local(span, p.cast());
+            (*heap).lock.unlock();
+            os::set_errno(saved);
+            return;
         }
     }
     if p.is_null() {
