@@ -136,13 +136,15 @@ pub unsafe fn malloc_slow(size: usize) -> *mut u8 {
     // class's cache the same way when it has a block, after one look at the mmap
     // threshold.
     if size > SMALL_LOOKUP_MAX && size <= MAX_CLASS_SIZE && size < options::mmap_threshold() {
-        // SAFETY: as in `malloc`: the TLS heap is valid (a static heap's caches are
-        // empty and only read here), its caches are this thread's, and class_of gives
-        // an index below NUM_CLASSES.
+        // SAFETY: as in `malloc`: the TLS heap is valid, its caches are this thread's,
+        // and class_of gives an index below NUM_CLASSES. A static heap's caches are
+        // off (empty), shared by every thread without a heap: they are only read here
+        // (`count`, through a shared reference), never popped.
         unsafe {
             let caches = ptr::addr_of_mut!((*tls::heap()).caches).cast::<BlockCache>();
-            let block = (*caches.add(class_of(size))).pop();
-            if !block.is_null() {
+            let cache = caches.add(class_of(size));
+            if (*cache).count() != 0 {
+                let block = (*cache).pop();
                 (*block).mark = 0;
                 return block.cast();
             }
