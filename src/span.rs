@@ -92,10 +92,11 @@ impl Block {
     /// (every cache offset is above 0). It depends on the record and the class only:
     /// an orphan's blocks keep it, though its entries lose their cache offset.
     ///
+    /// # Safety
     /// `s` is a live span record (NO_SPAN and EMPTY_SPAN included: class 0).
     #[inline(always)]
-    pub fn mark_of(s: *const Span) -> usize {
-        // SAFETY: per the doc, a readable record.
+    pub unsafe fn mark_of(s: *const Span) -> usize {
+        // SAFETY: per the contract, a readable record.
         let class = unsafe { (*s).class as usize };
         crate::pagemap::entry_with(s, crate::thread_cache::cache_offset(class))
     }
