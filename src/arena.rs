@@ -474,10 +474,7 @@ impl ArenaInner {
             sp.in_full = false;
             sp.is_current = false;
             sp.freed_at = os::now_ms();
-            if sp.cache_off != 0 {
-                sp.cache_off = 0;
-                crate::pagemap::remap(s);
-            }
+            crate::pagemap::set_cache_off(sp, 0);
             let bytes = sp.map_size;
             // Make room, evicting higher spans than this one; if none is higher, this
             // one goes instead.

@@ -176,6 +176,22 @@ fn entry_of(span: *mut Span) -> usize {
     }
 }
 
+/// Sets the cache offset of the small span `s` to `off` and, if that changed it,
+/// rewrites its pages' entries (`remap`), where the free fast path reads it.
+///
+/// # Safety
+/// `s` is a live small span whose pages are mapped to it, which the caller may
+/// change (its owner, or the arena lock for a span no thread owns).
+pub unsafe fn set_cache_off(s: *mut Span, off: u32) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*s).cache_off != off {
+            (*s).cache_off = off;
+            remap(s);
+        }
+    }
+}
+
 /// Rewrites the entries of every page of the small span `s` (all of them map to it)
 /// after its `cache_off` changed.
 ///

@@ -784,8 +784,7 @@ impl ThreadHeap {
                 (*orphan).owner_tp = tag;
                 (*orphan).heap = me;
                 (*orphan).in_full = false;
-                (*orphan).cache_off = crate::thread_cache::cache_offset(class);
-                pagemap::remap(orphan);
+                pagemap::set_cache_off(orphan, crate::thread_cache::cache_offset(class));
             }
             return orphan;
         }
@@ -799,8 +798,7 @@ impl ThreadHeap {
                 (*cached).checked = crate::check::enabled();
                 // A cached span has cache_off 0 (arena.rs): without its class's
                 // offset, every free of its blocks would take the slow path.
-                (*cached).cache_off = crate::thread_cache::cache_offset(class);
-                pagemap::remap(cached);
+                pagemap::set_cache_off(cached, crate::thread_cache::cache_offset(class));
                 (*cached).owner_tp = tag;
             }
             return cached;
@@ -1628,8 +1626,7 @@ unsafe fn orphan(s: *mut Span) {
         // Frees into an orphan skip the caches (free_slow sends them to the arena
         // straight away): a block of it that a live thread cached would keep the whole
         // span from going back for as long as the block stayed there.
-        sp.cache_off = 0;
-        pagemap::remap(s);
+        pagemap::set_cache_off(sp, 0);
         if sp.used == 0 {
             release_small_span_locked(&mut a, s);
         } else if sp.arena_gen == a.generation {
