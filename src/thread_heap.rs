@@ -611,6 +611,9 @@ impl ThreadHeap {
         let mut found = false;
         let mut s = self.full[class].head;
         let mut scanned = 0;
+        // A scan of the whole list (the decay's) leaves the spans it passes where they
+        // are: there is no next call to go round to.
+        let rotate = max_scan < self.full[class].len;
         let max_scan = max_scan.min(self.full[class].len);
         while !s.is_null() && scanned < max_scan {
             scanned += 1;
@@ -621,7 +624,7 @@ impl ThreadHeap {
                 if (*s).thread_free.load(Ordering::Acquire) & TF_HEAD != 0 {
                     self.unfull(s);
                     found = true;
-                } else {
+                } else if rotate {
                     self.full[class].remove(s);
                     self.full[class].push_back(s);
                 }
