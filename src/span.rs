@@ -200,7 +200,7 @@ pub struct Span {
     /// ThreadHeap (never 0); 0 for orphans and every other kind, where each heap has
     /// `no_cache`, so the free fast path's room test is also its kind test (empty spans
     /// kept ready in an arena's span cache have 0 too). Copied into the span's page-map
-    /// entries, where the fast path reads it: `pagemap::remap` when it changes.
+    /// entries, where the fast path reads it (`pagemap::set_cache_off`).
     pub cache_off: u32,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,

@@ -34,12 +34,16 @@
 //!
 //! Bounds: a class caches at most CACHE_BYTES of blocks (at most SLOTS blocks; classes
 //! whose blocks are bigger than half of that are not cached), so a thread that goes
-//! idle sits on at most NUM_CLASSES x CACHE_BYTES (in practice the classes it used).
-//! (Caches that grew, up to 64 KiB, for a class that ran both full and dry took
-//! larson's L1 misses from 25.3 M to 24.8 M, but held the memory: larson's peak RSS
-//! +0.8 MiB, and the bursty test's steady phase went over its bound in 2 runs of 5.)
-//! An idle thread's spans are another matter: the fast paths never touch spans, so another thread
-//! may purge an idle thread's spans under its heap lock (thread_heap.rs, "Idle heaps").
+//! idle sits on at most NUM_CLASSES x CACHE_BYTES (in practice the classes it used),
+//! which no other thread can take from it; a cache that only received frees since
+//! its last spill spills all of it (`ThreadHeap::free_to_full_cache`), so a thread
+//! that frees and then sleeps keeps less. (Caches that grew, up to 64 KiB, for a class
+//! that ran both full and dry took larson's L1 misses from 25.3 M to 24.8 M, but held
+//! the memory: larson's peak RSS +0.8 MiB, and the bursty test's steady phase went
+//! over its bound in 2 runs of 5.)
+//!
+//! An idle thread's spans are another matter: the fast paths never touch spans, so
+//! another thread may purge them under its heap lock (thread_heap.rs, "Idle heaps").
 
 use crate::size_class::NUM_CLASSES;
 use crate::span::Block;

@@ -15,9 +15,8 @@
 //! the owner's first free into it (a block its cache sends back, `free_local`) brings
 //! it back to the front of its queue (noticed through the `used` bias, see
 //! `Span::full_hold`). Other threads' frees into it go to its `thread_free` like any
-//! other; the owner looks at its full spans of a class for
-//! those before it takes a new span for the class (`rescue_full`), and once per decay
-//! period.
+//! other; the owner looks at its full spans of a class for those before it takes a
+//! new span for the class (`rescue_full`), and once per decay period.
 //!
 //! The owner holds its heap's lock in its slow paths, never in its fast paths, which
 //! touch only the caches: every span list and span free list of a heap changes under
