@@ -336,13 +336,7 @@ pub unsafe fn free_slow(p: *mut u8) {
                 os::set_errno(saved);
             }
             if (*span).cache_off != 0 && (&(*heap).caches)[(*span).class as usize].is_open() {
-                // The flush may give spans back: keep errno.
-                let saved = os::errno();
-                (*heap).lock.lock();
-                (*heap).free_to_full_cache(span, p.cast());
-                (*heap).lock.unlock();
-                os::set_errno(saved);
-                return;
+                return locked_keeping_errno(heap, |h| h.free_to_full_cache(span, p.cast()));
             }
             // No syscall here (an orphan's free, which may, keeps errno itself).
             if (*span).owner_tp & !1 != tls::thread_pointer() {
@@ -350,14 +344,7 @@ pub unsafe fn free_slow(p: *mut u8) {
             }
             // Our own span, of a class with no cache (over 16 KiB) or while our heap is
             // in slow mode: onto its free list, without checking the block again below.
-            // (Emptying the span may give it back: keep errno.)
-            let heap = (*span).heap;
-            let saved = os::errno();
-            (*heap).lock.lock();
-            (*heap).free_local(span, p.cast());
-            (*heap).lock.unlock();
-            os::set_errno(saved);
-            return;
+            return locked_keeping_errno((*span).heap, |h| h.free_local(span, p.cast()));
         }
     }
     if p.is_null() {
@@ -370,6 +357,24 @@ pub unsafe fn free_slow(p: *mut u8) {
         free_checked(p, span);
         os::set_errno(saved);
     }
+}
+
+/// Runs `f` on the calling thread's heap `heap` under its lock, keeping errno: what
+/// `free` does there may give spans back, which makes syscalls.
+///
+/// # Safety
+/// `heap` is the calling thread's heap, not locked by it; `f` is one of its slow
+/// paths, whose own contract the caller meets.
+unsafe fn locked_keeping_errno(heap: *mut ThreadHeap, f: impl FnOnce(&mut ThreadHeap)) {
+    let saved = os::errno();
+    // SAFETY: per the contract; the lock makes the heap ours (another thread may
+    // purge it only under the same lock).
+    unsafe {
+        (*heap).lock.lock();
+        f(&mut *heap);
+        (*heap).lock.unlock();
+    }
+    os::set_errno(saved);
 }
 
 /// Frees `p`, validated by `owning_span` as a live block of `span`.
