@@ -396,10 +396,7 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                 if owner & !1 == tp && owner != 0 {
                     // Our own span, of a class with no cache (over 16 KiB) or while our
                     // heap is in slow mode (its caches closed).
-                    let heap = (*s).heap;
-                    (*heap).lock.lock();
-                    (*heap).free_local(s, b);
-                    (*heap).lock.unlock();
+                    locked_keeping_errno((*s).heap, |h| h.free_local(s, b));
                 } else {
                     thread_heap::free_remote(s, b);
                 }

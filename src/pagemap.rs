@@ -92,8 +92,9 @@ fn leaf_index(addr: usize) -> usize {
 /// frees; in larson it was a third of free's L1 misses.
 ///
 /// So the entries of a small span must follow its `cache_off`: it is set before the
-/// span is mapped, and `remap` rewrites them when it changes on a mapped span
-/// (orphaned, adopted, laid out for another class).
+/// span is mapped, and `set_cache_off` rewrites them when it changes on a mapped span
+/// (orphaned, adopted, cached empty in its arena), `remap` when a cached span is laid
+/// out for another class.
 pub const CACHE_OFF_SHIFT: u32 = 48;
 const OFFSET_MASK: usize = (1 << CACHE_OFF_SHIFT) - 1;
 

@@ -30,7 +30,7 @@
 //! - `cache_off` is the offset of the span's class's cache in a ThreadHeap for a small
 //!   span that a thread owns, and 0 otherwise (the free fast path's test). The page-map
 //!   entries of the span's pages carry a copy, which is what the fast path reads: they
-//!   are rewritten whenever it changes on a mapped span (`pagemap::remap`).
+//!   are rewritten whenever it changes on a mapped span (`pagemap::set_cache_off`).
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
