@@ -162,7 +162,8 @@ pub fn text_table(s: &Summary, meta: &Meta) -> String {
     out.push('\n');
     out.push_str(
         "time: median wall time of the workload process; spread: min..max over the repetitions; \
-         RSS: median peak RSS; ratios: to glibc, lower is better\n\n",
+         RSS: median peak RSS; ratios: to glibc (median over the repetitions of the ratio to \
+         glibc's run in the same repetition), lower is better\n\n",
     );
     out.push_str(&fmt_line(&header.map(String::from)));
     out.push('\n');
@@ -270,7 +271,8 @@ pub fn markdown(s: &Summary, meta: &Meta) -> String {
     ));
     out.push_str(&format!(
         "Benchmarks ({} suite, median of {}) on {}, {}. \
-         Cells: wall time / peak RSS relative to glibc (lower is better); \
+         Cells: wall time / peak RSS relative to glibc (lower is better), the median of \
+         the ratios to glibc's run in the same repetition; \
          the glibc column gives glibc's own figures.\n\n",
         meta.mode,
         count(meta.reps, "run"),

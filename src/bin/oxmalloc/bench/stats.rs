@@ -2,7 +2,7 @@
 //! table, the CSV/JSON and the chart are made from.
 
 use super::allocators::Allocator;
-use super::suite::{Outcome, Pair, RunStatus};
+use super::suite::{Outcome, Pair, RunRecord, RunStatus};
 
 /// Median and spread of a set of repetitions.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,8 +110,10 @@ pub struct Row {
     pub time: Option<Spread>,
     /// Peak RSS, KiB.
     pub rss: Option<Spread>,
-    /// Median time / glibc's median time (same workload).
+    /// Median over the repetitions of time / glibc's time in the same repetition
+    /// (`paired_ratio`).
     pub time_ratio: Option<f64>,
+    /// The same for peak RSS.
     pub rss_ratio: Option<f64>,
     pub checksum: Option<String>,
     /// Some(true) when equal to the reference (glibc's) checksum.
@@ -214,33 +216,46 @@ fn row_of(p: &Pair) -> Row {
     }
 }
 
-pub fn summarize(outcome: &Outcome, allocs: &[Allocator]) -> Summary {
-    let mut rows: Vec<Row> = outcome.pairs.iter().map(row_of).collect();
-    // ratios to glibc's row of the same workload, when that one is ok
-    let glibc: Vec<(&'static str, Option<f64>, Option<f64>)> = rows
+/// Median over the repetitions where both ran of `value(run) / value(glibc's run of
+/// the same repetition)`.
+///
+/// Why paired: this host has slow spells (a workload's time can double for a few
+/// seconds and back), and a repetition runs all allocators back to back, so the two
+/// runs of a pair share the host's state; the ratio of two medians compares runs from
+/// different spells whenever one allocator's median falls in a slow run and the
+/// other's in a fast one.
+fn paired_ratio(p: &Pair, glibc: &Pair, value: impl Fn(&RunRecord) -> f64) -> Option<f64> {
+    let ratios: Vec<f64> = p
+        .runs
         .iter()
-        .filter(|r| r.allocator == "glibc" && r.status == RowStatus::Ok)
-        .map(|r| {
-            (
-                r.workload,
-                r.time.map(|s| s.median),
-                r.rss.map(|s| s.median),
-            )
+        .filter(|r| r.status == RunStatus::Ok)
+        .filter_map(|r| {
+            let g = glibc
+                .runs
+                .iter()
+                .find(|g| g.rep == r.rep && g.status == RunStatus::Ok)?;
+            let (x, y) = (value(r), value(g));
+            (x > 0.0 && y > 0.0).then(|| x / y)
         })
         .collect();
-    for r in rows.iter_mut() {
-        if !matches!(r.status, RowStatus::Ok | RowStatus::Mismatch(_)) {
+    spread(&ratios).map(|s| s.median)
+}
+
+pub fn summarize(outcome: &Outcome, allocs: &[Allocator]) -> Summary {
+    let mut rows: Vec<Row> = outcome.pairs.iter().map(row_of).collect();
+    // ratios to glibc's runs of the same workload, when its row is ok
+    for (i, p) in outcome.pairs.iter().enumerate() {
+        if !matches!(rows[i].status, RowStatus::Ok | RowStatus::Mismatch(_)) {
             continue;
         }
-        if let Some((_, gt, gr)) = glibc.iter().find(|(w, _, _)| *w == r.workload) {
-            r.time_ratio = match (r.time, gt) {
-                (Some(t), Some(g)) if *g > 0.0 => Some(t.median / g),
-                _ => None,
-            };
-            r.rss_ratio = match (r.rss, gr) {
-                (Some(t), Some(g)) if *g > 0.0 => Some(t.median / g),
-                _ => None,
-            };
+        let glibc = outcome.pairs.iter().zip(&rows).find(|(g, row)| {
+            g.workload.name == p.workload.name
+                && g.allocator == "glibc"
+                && row.status == RowStatus::Ok
+        });
+        if let Some((g, _)) = glibc {
+            rows[i].time_ratio = paired_ratio(p, g, |r| r.wall_s);
+            rows[i].rss_ratio = paired_ratio(p, g, |r| r.rss_kib as f64);
         }
     }
     let allocators: Vec<&'static str> = allocs.iter().map(|a| a.name).collect();
@@ -290,6 +305,47 @@ mod tests {
         let s = spread(&[1.0, 2.0]).unwrap();
         assert_eq!(s.median, 1.5);
         assert!(spread(&[]).is_none());
+    }
+
+    fn run(rep: usize, wall_s: f64, ok: bool) -> RunRecord {
+        let status = if ok {
+            RunStatus::Ok
+        } else {
+            RunStatus::Failed("exit 1".into())
+        };
+        RunRecord {
+            rep,
+            status,
+            wall_s,
+            rss_kib: 1000,
+            checksum: None,
+            metrics: Vec::new(),
+        }
+    }
+
+    fn pair(allocator: &'static str, runs: Vec<RunRecord>) -> Pair {
+        Pair {
+            workload: &super::super::workloads::ALL[0],
+            allocator,
+            runs,
+            skipped: None,
+            mismatch: None,
+        }
+    }
+
+    #[test]
+    fn ratios_pair_runs_of_the_same_repetition() {
+        // glibc had a slow second repetition; the other allocator's median (1.5 s)
+        // and glibc's (2 s) come from different host states, the pairs do not.
+        let glibc = pair("glibc", vec![run(1, 1.0, true), run(2, 3.0, true), run(3, 2.0, true)]);
+        let other = pair("x", vec![run(1, 0.6, true), run(2, 1.5, true), run(3, 3.0, true)]);
+        assert_eq!(paired_ratio(&other, &glibc, |r| r.wall_s), Some(0.6));
+        // A repetition where either failed does not count.
+        let glibc = pair("glibc", vec![run(1, 1.0, true), run(2, 3.0, false), run(3, 2.0, true)]);
+        let other = pair("x", vec![run(1, 0.5, true), run(2, 0.1, true), run(3, 1.0, false)]);
+        assert_eq!(paired_ratio(&other, &glibc, |r| r.wall_s), Some(0.5));
+        let none = pair("x", vec![run(2, 0.1, true)]);
+        assert_eq!(paired_ratio(&none, &glibc, |r| r.wall_s), None);
     }
 
     #[test]

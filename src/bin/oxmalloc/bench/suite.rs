@@ -490,7 +490,13 @@ pub fn run(
             })
             .collect();
         for rep in 1..=cfg.reps {
-            for (i, (alloc, how)) in plan.entries.iter().enumerate() {
+            // Each repetition runs every allocator once, back to back, starting one
+            // further along each time: no allocator always runs right after the same
+            // one, or first after a workload's build.
+            let n = plan.entries.len();
+            for k in 0..n {
+                let i = (k + rep - 1) % n;
+                let (alloc, how) = &plan.entries[i];
                 if pairs[i].skipped.is_some() {
                     continue;
                 }
