@@ -77,41 +77,41 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
     unsafe { malloc_slow(size) }
 }
 
-/// `free`. Fast path: the page-map entry of the block's page, which holds the span's
-/// `cache_off` (pagemap.rs); the calling thread's cache of the span's class at that
-/// offset; if it has room and the block is aligned and not already free (its first
-/// word is not the entry, the span's free mark), mark it and push it (25 instructions,
-/// no lock, no atomic, nothing read of the span record). Spans that are not small
-/// (and NULL and foreign pointers, entry 0) have `cache_off` 0, where every heap has
-/// `no_cache`, which is always full: one test covers both. Anything else (a full
-/// cache, big or large blocks, NULL, misuse) goes to `free_slow`.
+/// `free`. Fast path: the page map's cache word of the block's page, which holds the
+/// span's `cache_off` in 8-byte words (pagemap.rs); the calling thread's cache of the
+/// span's class at that offset; if it has room and the block is aligned and not
+/// already free (its first word is not its free mark, `Block::mark_of`), mark it and
+/// push it (24 instructions, no lock, no atomic, nothing read of the span
+/// record). Spans that are not small (and NULL and foreign pointers) have cache word
+/// 0, where every heap has `no_cache`, which is always full: one test covers both.
+/// Anything else (a full cache, big or large blocks, NULL, misuse) goes to
+/// `free_slow`.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let entry = pagemap::entry_fast(p as usize);
     let b = p.cast::<Block>();
     // SAFETY: the TLS heap is valid (a static heap at worst, whose caches are off and
-    // never written), and an entry's cache offset is the offset of a BlockCache in it
-    // (no_cache for 0). A cache with room is open, so the calling thread's own, and
-    // means the span is a small span (other kinds, and orphans, have cache_off 0 in
-    // their entries), so `p` lies in one of its pages and its first 16 bytes (p is
+    // never written), and a page's cache word is the offset in words of a BlockCache
+    // in it (no_cache for 0). A cache with room is open, so the calling thread's own,
+    // and means the span is a small span (other kinds, and orphans, have cache word 0
+    // on their pages), so `p` lies in one of its pages and its first 16 bytes (p is
     // 16-aligned) are readable and, unless it is already free, the program's to give
-    // back; the entry of a small span with a cache offset is its blocks' free mark
-    // (Block::mark_of); a cached block stays out of its span (its `used` counts it).
+    // back; a cached block stays out of its span (its `used` counts it).
     unsafe {
         if p as usize % MIN_ALIGN == 0 {
             let heap = tls::heap();
-            let off = entry >> pagemap::CACHE_OFF_SHIFT;
-            let cache = heap.cast::<u8>().add(off).cast::<BlockCache>();
+            let words = pagemap::cache_words_fast(p as usize);
+            let cache = heap.cast::<usize>().add(words).cast::<BlockCache>();
             let top = (*cache).top;
-            if top < (*cache).end && (*b).mark != entry {
-                (*b).mark = entry;
+            let mark = Block::mark_of(b);
+            if top < (*cache).end && (*b).mark != mark {
+                (*b).mark = mark;
                 *top = b;
-                // `top += 1` as one read-modify-write instruction on `heap + off`
+                // `top += 1` as one read-modify-write instruction on `heap + 8 * words`
                 // (`top` is the cache's first field), as in `malloc`.
                 core::arch::asm!(
-                    "add qword ptr [{heap} + {off}], 8",
+                    "add qword ptr [{heap} + {words} * 8], 8",
                     heap = in(reg) heap,
-                    off = in(reg) off,
+                    words = in(reg) words,
                     options(nostack),
                 );
                 return;
@@ -274,7 +274,7 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
                     } else {
                         Some("invalid pointer (inside a block, not its start)")
                     }
-                } else if Block::is_marked(p.cast(), span) {
+                } else if Block::is_marked(p.cast()) {
                     Some(already_free)
                 } else {
                     None
@@ -309,7 +309,7 @@ pub unsafe fn free_slow(p: *mut u8) {
         let span = pagemap::lookup_fast(p as usize);
         if (*span).kind == Kind::Small
             && (*span).is_block_start(p as usize)
-            && !Block::is_marked(p.cast(), span)
+            && !Block::is_marked(p.cast())
             && !crate::check::enabled()
         {
             let mut heap = tls::heap();

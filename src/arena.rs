@@ -452,8 +452,8 @@ impl ArenaInner {
     ///
     /// A cached span is in state ORPHAN with `used == 0` and `cache_off` 0, so a stray
     /// free into it takes the slow path and is a double free (caught in free_orphan),
-    /// not a corruption. (With its class's cache offset still in its page-map entries,
-    /// the free fast path, which reads only the entry and the block's mark, took a
+    /// not a corruption. (With its class's cache offset still in its pages' cache words,
+    /// the free fast path, which reads only those and the block's mark, took a
     /// stray free of a block whose page was purged, mark 0, into the freeing thread's
     /// cache, to be handed out again while another thread could carve the span.)
     ///

@@ -63,7 +63,7 @@ pub unsafe fn quarantine(b: *mut Block, s: *mut Span) -> (*mut Block, *mut Span)
     // SAFETY: per the contract the block is the caller's to give back.
     unsafe {
         ptr::write_bytes(b.cast::<u8>(), 0, (*s).block_size as usize);
-        Block::put(b, s, ptr::null_mut());
+        Block::put(b, ptr::null_mut());
     }
     let (old, old_span) = {
         let mut q = QUARANTINE.lock();
@@ -79,7 +79,7 @@ pub unsafe fn quarantine(b: *mut Block, s: *mut Span) -> (*mut Block, *mut Span)
     // SAFETY: a quarantined block stays out (counted in `used`) until it leaves here,
     // so its span is live and the block is ours.
     unsafe {
-        if !Block::is_marked(old, old_span) || !(*old).next.is_null() {
+        if !Block::is_marked(old) || !(*old).next.is_null() {
             os::fatal_misuse("free", "write after free (found in quarantine) in the block at", old as usize);
         }
         verify_zero(old, old_span, "free");

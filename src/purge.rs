@@ -85,7 +85,6 @@ pub unsafe fn purge(s: &mut Span) -> usize {
     // Rebuild the free list from the listed blocks whose first word is in a kept page,
     // in address order (touching no purged page).
     let mut head: *mut Block = list_end();
-    let span: *const Span = s;
     for i in (0..carved).rev() {
         if !is_free(i) {
             continue;
@@ -96,7 +95,7 @@ pub unsafe fn purge(s: &mut Span) -> usize {
         }
         let blk = addr as *mut Block;
         // SAFETY: a free block of our span whose first 16 bytes are in a committed page.
-        unsafe { Block::put(blk, span, head) };
+        unsafe { Block::put(blk, head) };
         head = blk;
     }
     s.free = head;
@@ -116,7 +115,6 @@ pub unsafe fn unpurge(s: &mut Span) -> bool {
     let carved = (s.bump - s.start) / size.max(1);
     let mut head = s.free;
     let mut added = false;
-    let span: *const Span = s;
     for i in (0..carved).rev() {
         let addr = s.start + i * size;
         if s.purged & (1u128 << ((addr - s.start) / PAGE_SIZE)) != 0 {
@@ -125,10 +123,10 @@ pub unsafe fn unpurge(s: &mut Span) -> bool {
             // read as zero since the purge, so a mark there means the program freed
             // the block again meanwhile (and the fast path listed it a second time).
             unsafe {
-                if Block::is_marked(blk, span) {
+                if Block::is_marked(blk) {
                     os::fatal_misuse("free", "double free of", addr);
                 }
-                Block::put(blk, span, head);
+                Block::put(blk, head);
             }
             head = blk;
             added = true;

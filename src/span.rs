@@ -28,9 +28,10 @@
 //!   onto `free` when it equals its thread's, else onto `thread_free`. It is 0 for
 //!   spans no thread owns (orphans, big, large, free runs).
 //! - `cache_off` is the offset of the span's class's cache in a ThreadHeap for a small
-//!   span that a thread owns, and 0 otherwise (the free fast path's test). The page-map
-//!   entries of the span's pages carry a copy, which is what the fast path reads: they
-//!   are rewritten whenever it changes on a mapped span (`pagemap::set_cache_off`).
+//!   span that a thread owns, and 0 otherwise (the free fast path's test). The page map's
+//!   cache words of the span's pages carry a copy (in 8-byte words), which is what the
+//!   fast path reads: they are rewritten whenever it changes on a mapped span
+//!   (`pagemap::set_cache_off`).
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -40,13 +41,13 @@ use crate::os::{self, PAGE_SIZE};
 use crate::sync::Mutex;
 use crate::thread_heap::ThreadHeap;
 
-/// A free block of a small span: its first word is its span's "free mark"
-/// (`mark_of`), its second links the next free block.
+/// A free block of a small span: its first word is its free mark (`mark_of`), its
+/// second links the next free block.
 ///
 /// The mark is what makes misuse visible without a header in front of every block:
 /// - every free block carries it, and every path that hands a block out clears it, so
-///   a block that carries its span's mark at free time is already free: a double
-///   free (free paths check it before anything else);
+///   a block that carries its mark at free time is already free: a double free (free
+///   paths check it before anything else);
 /// - the allocation paths check it on the block they pop before following its link,
 ///   so a free block whose first bytes were overwritten (an overflow out of the block
 ///   below it, a write after free) ends the process instead of handing out an address
@@ -60,45 +61,50 @@ pub struct Block {
 }
 
 impl Block {
-    /// Marks `b`, a block of span `s`, free and links it before `next`.
+    /// Marks `b`, a block of a small span, free and links it before `next`.
     ///
     /// # Safety
-    /// `b` is a block of `s` that the caller may write (it is being freed).
+    /// `b` is a block that the caller may write (it is being freed).
     #[inline(always)]
-    pub unsafe fn put(b: *mut Block, s: *const Span, next: *mut Block) {
+    pub unsafe fn put(b: *mut Block, next: *mut Block) {
         // SAFETY: per the contract.
         unsafe {
-            (*b).mark = Block::mark_of(s);
+            (*b).mark = Block::mark_of(b);
             (*b).next = next;
         }
     }
 
-    /// Is `b` (a block of `s`) marked free?
+    /// Is `b` marked free?
     ///
     /// # Safety
     /// `b` is readable (a block of a live span).
     #[inline(always)]
-    pub unsafe fn is_marked(b: *const Block, s: *const Span) -> bool {
+    pub unsafe fn is_marked(b: *const Block) -> bool {
         // SAFETY: per the contract.
-        unsafe { (*b).mark == Block::mark_of(s) }
+        unsafe { (*b).mark == Block::mark_of(b) }
     }
 
-    /// The mark of the free blocks of the small span `s`: the page-map entry of its
-    /// pages while a thread owns it (pagemap.rs, `CACHE_OFF_SHIFT`): its record's
-    /// offset, and its class's cache offset in the top 16 bits, so that the free fast
-    /// path compares a block's first word with the entry it has just read. A program
-    /// has no reason to store that in its first word (it is not even a canonical
-    /// address), and it is never 0, the mark of LIST_END and of a block handed out
-    /// (every cache offset is above 0). It depends on the record and the class only:
-    /// an orphan's blocks keep it, though its entries lose their cache offset.
+    /// The free mark of the block at `b`: its address plus that of oxmalloc's page map
+    /// (`pagemap::base`, which address-space randomisation moves from run to run). A
+    /// program has no reason to store that sum of two addresses in a block's first
+    /// word (with oxmalloc mapped near the top of the address space, as shared
+    /// libraries are, it is not even a canonical address), and it is never 0, the
+    /// mark of LIST_END and of a block handed out. The free fast path has the map's
+    /// address in a register already (it computes it for its lookup): the mark costs
+    /// it one `lea`.
     ///
-    /// # Safety
-    /// `s` is a live span record (NO_SPAN and EMPTY_SPAN included: class 0).
+    /// Why a mark per block address: the memory of a free block keeps its mark after
+    /// the block's span is given back, and a big block carved there later hands it to
+    /// the program as its first bytes, which `realloc` copies into a small block. A
+    /// mark the same for every block (tried: the map's address alone) then made
+    /// that small block read as free: `malloc_usable_size` and `free` of it reported a
+    /// double free in the threaded shadow test, 3 runs of 40. A value that is the mark
+    /// of one address only is the mark of a block only where it was written. (Before,
+    /// each span's blocks carried the span's eight-byte page-map entry, which the fast
+    /// path read anyway; the byte per page it reads now, pagemap.rs, names no span.)
     #[inline(always)]
-    pub unsafe fn mark_of(s: *const Span) -> usize {
-        // SAFETY: per the contract, a readable record.
-        let class = unsafe { (*s).class as usize };
-        crate::pagemap::entry_with(s, crate::thread_cache::cache_offset(class))
+    pub fn mark_of(b: *const Block) -> usize {
+        (b as usize).wrapping_add(crate::pagemap::base())
     }
 }
 
@@ -199,8 +205,9 @@ pub struct Span {
     /// Small spans a thread owns: the byte offset of their class's cache in a
     /// ThreadHeap (never 0); 0 for orphans and every other kind, where each heap has
     /// `no_cache`, so the free fast path's room test is also its kind test (empty spans
-    /// kept ready in an arena's span cache have 0 too). Copied into the span's page-map
-    /// entries, where the fast path reads it (`pagemap::set_cache_off`).
+    /// kept ready in an arena's span cache have 0 too). Copied into the page map's cache
+    /// words of the span's pages, where the fast path reads it
+    /// (`pagemap::set_cache_off`).
     pub cache_off: u32,
     /// Small spans: set aside as full by the owner (owner-only flag).
     pub in_full: bool,

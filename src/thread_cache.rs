@@ -12,7 +12,7 @@
 //!
 //! # Invariants
 //! - A cached block is out of its span (the span's `used` counts it) and carries its
-//!   span's free mark (`Block::mark_of`), as a block on a span's free list does: a
+//!   free mark (`Block::mark_of`), as a block on a span's free list does: a
 //!   second free of it is seen as a double free. Its link word means nothing.
 //! - `count <= limit == limit_of(class) <= SLOTS` (see `BlockCache` for how the
 //!   pointers encode them).
@@ -137,7 +137,7 @@ impl BlockCache {
         unsafe { *self.base.add(i) }
     }
 
-    /// Caches `b` (marked free with its span's mark by the caller).
+    /// Caches `b` (marked free by the caller).
     ///
     /// # Safety
     /// The cache is open and not full.

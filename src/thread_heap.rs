@@ -69,11 +69,10 @@ const DIRECT: [u8; DIRECT_SLOTS] = {
 };
 
 // The caches come first in a heap, so that every cache's offset in words fits a byte
-// (the direct table's entries), and offsets are whole words.
+// (the direct table's entries, the page map's cache words), and offsets are whole
+// words.
 const _: () = assert!(crate::thread_cache::cache_offset(NUM_CLASSES - 1) / 8 <= u8::MAX as u32);
 const _: () = assert!(core::mem::size_of::<BlockCache>() % 8 == 0);
-// Page-map entries carry cache offsets in 16 bits (pagemap::CACHE_OFF_SHIFT).
-const _: () = assert!(core::mem::size_of::<ThreadHeap>() <= u16::MAX as usize);
 
 #[repr(C)]
 pub struct ThreadHeap {
@@ -473,7 +472,7 @@ impl ThreadHeap {
                     break;
                 }
                 let b = sp.free;
-                if !Block::is_marked(b, s) {
+                if !Block::is_marked(b) {
                     // Something wrote over a free block: an overflow out of the block
                     // below it, or a write after free. Its link cannot be trusted.
                     os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
@@ -643,7 +642,7 @@ impl ThreadHeap {
             if self.slow_mode {
                 perturb_free(b.cast(), (*s).block_size as usize);
             }
-            Block::put(b, s, (*s).free);
+            Block::put(b, (*s).free);
             (*s).free = b;
             (*s).used -= 1;
             if (*s).used <= 0 {
@@ -844,8 +843,8 @@ impl ThreadHeap {
             sp.heap = me;
             sp.arena_gen = generation;
             // Publish the span in the page map before any block of it is handed out (a
-            // converted span is there already, same record and pages, but its entries
-            // hold cache offset 0, as every cached span's do).
+            // converted span is there already, same record and pages, but its cache
+            // words are 0, as every cached span's are).
             if converted {
                 pagemap::remap(s);
             } else {
@@ -945,7 +944,6 @@ fn carve(s: &mut Span) {
     let size = (s.block_size as usize).max(16);
     let n = ((s.end - s.bump) / size).min((CARVE_BYTES / size).max(1));
     let first = s.bump;
-    let span: *const Span = s;
     // SAFETY: [bump, bump + n*size) lies in the span's never-used tail.
     unsafe {
         if s.checked {
@@ -954,10 +952,10 @@ fn carve(s: &mut Span) {
         }
         let mut p = first;
         for _ in 1..n {
-            Block::put(p as *mut Block, span, (p + size) as *mut Block);
+            Block::put(p as *mut Block, (p + size) as *mut Block);
             p += size;
         }
-        Block::put(p as *mut Block, span, list_end());
+        Block::put(p as *mut Block, list_end());
     }
     s.bump = first + n * size;
     s.free = first as *mut Block;
@@ -1148,7 +1146,7 @@ fn all_blocks_pending(s: &Span) -> bool {
 pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
     // SAFETY: per the contract.
     unsafe {
-        (*b).mark = Block::mark_of(s);
+        (*b).mark = Block::mark_of(b);
         free_remote_chain(s, b, b, 1);
     }
 }
@@ -1415,7 +1413,7 @@ impl ThreadHeap {
         debug_assert!(cache.count() < cache.limit());
         // SAFETY: per the contract, and count < limit.
         unsafe {
-            (*b).mark = Block::mark_of(s);
+            (*b).mark = Block::mark_of(b);
             cache.push(b);
         }
     }
@@ -1493,7 +1491,7 @@ fn checked_span_of_cached(b: *mut Block) -> *mut Span {
     // the one it was freed into, and valid.
     unsafe {
         let s = pagemap::lookup_fast(b as usize);
-        if !Block::is_marked(b, s) {
+        if !Block::is_marked(b) {
             // Written after its free while it waited in a cache (or never a block).
             os::fatal_misuse("free", "corrupted free block (overflow or write after free) at", b as usize);
         }
@@ -1550,7 +1548,7 @@ unsafe fn free_orphan_locked(s: *mut Span, b: *mut Block) {
             os::fatal_misuse("free", "double free of", b as usize);
         }
         let class = (*s).class as usize;
-        Block::put(b, s, (*s).free);
+        Block::put(b, (*s).free);
         (*s).free = b;
         (*s).used -= 1;
         if (*s).in_full {

@@ -16,7 +16,7 @@
 //!
 //! # Invariants
 //! - A block here is as a block in a thread cache: out of its span (the span's `used`
-//!   counts it, so the span stays), marked free with its span's mark (a second free
+//!   counts it, so the span stays), marked free (`Block::mark_of`: a second free
 //!   of it is seen as a double free), its link word meaning nothing. It was checked
 //!   when it was freed; it is checked again (mark, block start) only on its way to its
 //!   span (`ThreadHeap::send_home`), where its link will live in it.

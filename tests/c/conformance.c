@@ -247,6 +247,44 @@ static void test_free(void) {
         if (errno != 1234) bad++;
     }
     CHECK(bad == 0, "%d of 64 frees of 37KiB..2.3MiB blocks changed errno", bad);
+
+    /* A live block whose first bytes equal what a free block holds is still live:
+     * usable, reallocatable, freeable once (no "double free"). A program comes by such
+     * bytes without misuse: realloc copies the first bytes of a block the program never
+     * wrote, and a block carved where freed blocks lay holds what the allocator left
+     * there. Here they are read from blocks just freed (their memory stays mapped: the
+     * allocator keeps small blocks), and stored in live blocks of the same size, next
+     * to them. */
+    enum { NFREED = 64 };
+    void *freed[NFREED], *live[NFREED];
+    static const size_t fsz[] = {16, 64, 200, 1000, 3000};
+    for (size_t k = 0; k < sizeof fsz / sizeof fsz[0]; k++) {
+        for (int i = 0; i < NFREED; i++) {
+            freed[i] = v_malloc(fsz[k]);
+            live[i] = v_malloc(fsz[k]);
+        }
+        for (int i = 0; i < NFREED; i++) v_free(freed[i]);
+        int lost = 0;
+        for (int i = 0; i < NFREED; i++) {
+            if (!freed[i] || !live[i]) continue;
+            unsigned char *d = live[i];
+            fill(d, fsz[k], (unsigned)i);
+            memcpy(d, freed[(i + 1) % NFREED], 16); /* a free block's first 16 bytes */
+            if (v_usable(d) < fsz[k]) lost++;
+            d = v_realloc(d, fsz[k] * 2);
+            if (!d) {
+                lost++;
+                continue;
+            }
+            live[i] = d;
+            int intact = 1;
+            for (size_t j = 16; j < fsz[k]; j++) intact &= d[j] == pat(j, (unsigned)i);
+            if (!intact) lost++;
+        }
+        CHECK(lost == 0, "%d of %d %zu-byte blocks holding a free block's first bytes misbehaved", lost, NFREED,
+              fsz[k]);
+        for (int i = 0; i < NFREED; i++) v_free(live[i]);
+    }
 }
 
 /* ---------------------------------------------------------------- calloc */
