@@ -101,7 +101,8 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
         (*s).zeroed = true;
         (*s).checked = guarded;
     }
-    if !pagemap::set(p as usize, s) {
+    // SAFETY: `s` is the live record just filled in.
+    if !unsafe { pagemap::set(p as usize, s) } {
         // SAFETY: as above; the record was never published.
         unsafe {
             unmap_block(p, map_size, guarded);

@@ -187,12 +187,15 @@ fn leaf_for(addr: usize) -> Option<&'static Leaf> {
 
 /// What the pages of `span` (null: none) map to: its record's offset from `base()`,
 /// and its `cache_off` in words.
+///
+/// # Safety
+/// `span` is null or a live span record.
 #[inline]
-fn entries_of(span: *mut Span) -> (usize, u8) {
+unsafe fn entries_of(span: *mut Span) -> (usize, u8) {
     if span.is_null() {
         (0, 0)
     } else {
-        // SAFETY: a live span record.
+        // SAFETY: per the contract, a live record.
         let off = unsafe { (*span).cache_off };
         debug_assert!(off % 8 == 0 && off / 8 <= u8::MAX as u32);
         ((span as usize).wrapping_sub(base()), (off / 8) as u8)
@@ -221,16 +224,20 @@ pub unsafe fn set_cache_off(s: *mut Span, off: u32) {
 /// # Safety
 /// `s` is a live small span whose pages are mapped to it.
 pub unsafe fn remap(s: *mut Span) {
-    // SAFETY: per the contract.
-    let (start, pages) = unsafe { ((*s).start, (*s).pages) };
-    // Cannot fail: the leaves of a mapped range exist.
-    set_range(start, pages, s);
+    // SAFETY: per the contract; cannot fail: the leaves of a mapped range exist.
+    unsafe {
+        set_range((*s).start, (*s).pages, s);
+    }
 }
 
 /// Makes every page of `[start, start + pages * PAGE_SIZE)` map to `span`.
 /// Returns false if a leaf could not be mapped (out of memory).
-pub fn set_range(start: usize, pages: usize, span: *mut Span) -> bool {
-    let (offset, words) = entries_of(span);
+///
+/// # Safety
+/// `span` is null or a live span record (its `cache_off` is read).
+pub unsafe fn set_range(start: usize, pages: usize, span: *mut Span) -> bool {
+    // SAFETY: per the contract.
+    let (offset, words) = unsafe { entries_of(span) };
     let mut addr = start;
     let end = start + (pages << PAGE_SHIFT);
     while addr < end {
@@ -243,13 +250,18 @@ pub fn set_range(start: usize, pages: usize, span: *mut Span) -> bool {
 }
 
 /// Maps the single page at `addr` to `span` (null to clear it).
-pub fn set(addr: usize, span: *mut Span) -> bool {
-    set_range(addr, 1, span)
+///
+/// # Safety
+/// As `set_range`.
+pub unsafe fn set(addr: usize, span: *mut Span) -> bool {
+    // SAFETY: per the contract.
+    unsafe { set_range(addr, 1, span) }
 }
 
 /// Clears the mapping of `pages` pages from `start`.
 pub fn clear_range(start: usize, pages: usize) {
-    set_range(start, pages, ptr::null_mut());
+    // SAFETY: null designates no record: nothing is read.
+    unsafe { set_range(start, pages, ptr::null_mut()) };
 }
 
 /// Makes sure leaves exist for the range, so later `set_range` over it cannot fail.
@@ -289,7 +301,8 @@ mod tests {
         let mut record = Span::empty();
         record.cache_off = crate::thread_cache::cache_offset(3);
         let span: *mut Span = &mut record;
-        assert!(set_range(addr, 2, span));
+        // SAFETY: `record` is alive until the end of the test, after the clear.
+        assert!(unsafe { set_range(addr, 2, span) });
         for a in [addr, addr + 4096 + 17, addr + 2 * 4096 - 1] {
             assert_eq!(lookup(a), span);
             assert_eq!(cache_words_fast(a) * 8, record.cache_off as usize);
