@@ -339,7 +339,7 @@ pub unsafe fn free_slow(p: *mut u8) {
                 return locked_keeping_errno(heap, |h| h.free_to_full_cache(span, p.cast()));
             }
             // No syscall here (an orphan's free, which may, keeps errno itself).
-            if (*span).owner_tp & !1 != tls::thread_pointer() {
+            if (*span).owner_tp != tls::thread_pointer() {
                 return thread_heap::free_remote(span, p.cast());
             }
             // Our own span, of a class with no cache (over 16 KiB) or while our heap is
@@ -393,7 +393,7 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                 }
                 let tp = tls::thread_pointer();
                 let owner = (*s).owner_tp;
-                if owner & !1 == tp && owner != 0 {
+                if owner == tp && owner != 0 {
                     // Our own span, of a class with no cache (over 16 KiB) or while our
                     // heap is in slow mode (its caches closed).
                     locked_keeping_errno((*s).heap, |h| h.free_local(s, b));

@@ -137,7 +137,7 @@ pub enum Kind {
     Freed = 4,
 }
 
-/// A span record in static memory (the sentinels below and thread_heap's EMPTY_SPAN),
+/// A span record in static memory (the sentinels below),
 /// shareable because nothing ever writes it.
 #[repr(transparent)]
 pub struct StaticSpan(core::cell::UnsafeCell<Span>);

@@ -38,7 +38,7 @@ use crate::options;
 use crate::os::{self, PAGE_SIZE};
 use crate::pagemap;
 use crate::size_class::{block_size, span_of, PerClass, NUM_CLASSES, SMALL_LOOKUP_MAX};
-use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, StaticSpan, TF_COUNT_SHIFT, TF_HEAD, TF_NORMAL, TF_ONE, TF_ORPHAN, TF_STATE};
+use crate::span::{list_end, Block, Kind, Pool, Span, SpanList, TF_COUNT_SHIFT, TF_HEAD, TF_NORMAL, TF_ONE, TF_ORPHAN, TF_STATE};
 use crate::sync::{Mutex, RawMutex};
 use crate::thread_cache::BlockCache;
 use crate::tls;
@@ -90,11 +90,7 @@ pub struct ThreadHeap {
     /// instead of 8, and `heap + 8 * offset` costs no instruction (an address mode). In
     /// larson, the pointer table was a third of malloc and free's L1 misses.
     pub direct: [u8; DIRECT_SLOTS],
-    /// The span each class allocates from: the head of `queues[c]`, or `EMPTY_SPAN`
-    /// (no span, or the heap is in slow mode).
-    pub current: PerClass<*mut Span>,
-    /// The owning thread's thread pointer; spans carry it as `owner_tp`, tagged with
-    /// bit 0 while the heap is in slow mode.
+    /// The owning thread's thread pointer; its spans carry it as `owner_tp`.
     pub tp: usize,
     pub slow_mode: bool,
     options_epoch: u32,
@@ -152,17 +148,11 @@ impl StaticHeap {
     }
 }
 
-/// A span with no blocks, that every empty `current` slot points at. Never written:
-/// its free list is LIST_END, whose mark is not this span's, so the fast path never
-/// pops from it, and no page maps to it, so no free reaches it.
-pub static EMPTY_SPAN: StaticSpan = StaticSpan::new(Kind::FreeRun);
-
 const fn empty_heap(tp: usize) -> ThreadHeap {
     ThreadHeap {
         no_cache: [0, 0],
         direct: DIRECT,
         caches: [const { BlockCache::off() }; NUM_CLASSES],
-        current: PerClass([EMPTY_SPAN.get(); NUM_CLASSES]),
         tp,
         slow_mode: false,
         options_epoch: 0,
@@ -200,10 +190,6 @@ pub static LIVE_HEAPS: AtomicUsize = AtomicUsize::new(0);
 
 /// The pthread key whose destructor gives an exiting thread's heap back.
 pub static HEAP_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
-
-fn empty_span() -> *mut Span {
-    EMPTY_SPAN.get()
-}
 
 // ---------------------------------------------------------------------------------
 // Finding the calling thread's heap
@@ -313,13 +299,8 @@ pub unsafe extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
 // ---------------------------------------------------------------------------------
 
 impl ThreadHeap {
-    #[inline]
-    fn owner_tag(&self) -> usize {
-        self.tp | self.slow_mode as usize
-    }
-
-    /// Points `current[class]` at the queue head (or the empty span), and moves the
-    /// "current" +1 of `used` to it.
+    /// Moves the "current" +1 of `used` to the queue head, the span the class
+    /// allocates from (`biased[class]`).
     ///
     /// The span a class allocates from counts one extra in `used`, so that freeing its
     /// last block does not bring `used` to 0 and send every malloc/free pair of a
@@ -347,8 +328,6 @@ impl ThreadHeap {
                 }
             }
         }
-        let current = if head.is_null() || self.slow_mode { empty_span() } else { head };
-        self.current[class] = current;
     }
 
     /// Takes the "current" +1 back from `s`, which is leaving its queue.
@@ -365,7 +344,7 @@ impl ThreadHeap {
 
     /// Re-reads the options that decide whether this heap may use the fast paths
     /// (M_PERTURB, or an mmap threshold below the fast path's sizes, need every call
-    /// in the slow path) and retags the spans if that changed.
+    /// in the slow path), opening or closing the caches if that changed.
     #[inline]
     pub fn sync_options(&mut self) {
         let epoch = options::epoch();
@@ -377,29 +356,15 @@ impl ThreadHeap {
         if self.tp == SHARED_TP {
             return;
         }
-        // The caches are open exactly when the heap is not in slow mode (and closed, so
-        // flushed, before the spans are retagged). Class 0 caches whenever they are.
+        // The caches are open exactly when the heap is not in slow mode (closed, so
+        // flushed, when it enters it). Class 0 caches whenever they are.
         let open = self.caches[0].is_open();
         if slow && open {
             self.close_caches();
         }
-        if slow != self.slow_mode {
-            self.slow_mode = slow;
-            self.retag_spans();
-        }
+        self.slow_mode = slow;
         if !slow && !open {
             self.open_caches();
-        }
-    }
-
-    fn retag_spans(&mut self) {
-        let tag = self.owner_tag();
-        for c in 0..NUM_CLASSES {
-            // SAFETY: our own spans.
-            self.queues[c].for_each(|s| unsafe { (*s).owner_tp = tag });
-            // SAFETY: as above.
-            self.full[c].for_each(|s| unsafe { (*s).owner_tp = tag });
-            self.refresh_current(c);
         }
     }
 
@@ -764,7 +729,7 @@ impl ThreadHeap {
     /// `new_span`'s look at one arena: waiting for its lock or not (`wait`), taking
     /// what `source` allows.
     fn span_from(&mut self, arena: *mut Arena, class: usize, source: Source, wait: bool) -> *mut Span {
-        let tag = self.owner_tag();
+        let tag = self.tp;
         let me: *mut ThreadHeap = self;
         // SAFETY: arenas are static.
         let arena_ref = unsafe { &*arena };
@@ -1076,7 +1041,7 @@ impl ThreadHeap {
         // SAFETY: per the contract; the heap's lists hold still under its lock.
         unsafe {
             let c = (*s).class as usize;
-            if s == self.biased[c] || s == self.current[c] || !all_blocks_pending(&*s) {
+            if s == self.biased[c] || !all_blocks_pending(&*s) {
                 return;
             }
             if (*s).in_full {
@@ -1592,7 +1557,6 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
         for c in 0..NUM_CLASSES {
             let b = heap.biased[c];
             heap.drop_bias(c, b);
-            heap.current[c] = empty_span();
         }
         for c in 0..NUM_CLASSES {
             for list in [&mut heap.queues[c] as *mut SpanList, &mut heap.full[c]] {
