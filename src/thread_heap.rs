@@ -81,7 +81,7 @@ pub struct ThreadHeap {
     /// null: full).
     pub no_cache: [usize; 2],
     /// The thread's caches, one per class (thread_cache.rs).
-    pub caches: [BlockCache; NUM_CLASSES],
+    pub caches: PerClass<BlockCache>,
     /// `direct[size]` is the offset in the heap, in 8-byte words, of
     /// `caches[class_of(size)]`, for sizes up to 1 KiB (the same in every heap,
     /// `DIRECT`): the malloc fast path finds its cache here without computing anything
@@ -106,7 +106,7 @@ pub struct ThreadHeap {
     refills: u32,
     /// How many blocks each class's next cache refill takes: it starts small and
     /// doubles per refill up to `refill_count` (`alloc_cached`).
-    refill_want: [u8; NUM_CLASSES],
+    refill_want: PerClass<u8>,
     /// What each class's cache was left with at its last spill, to tell at the next one
     /// whether the thread only freed into it since (`free_to_full_cache`): the newest
     /// block left (null if none), and whether the spill emptied it. Both cleared when
@@ -152,7 +152,7 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
     ThreadHeap {
         no_cache: [0, 0],
         direct: DIRECT,
-        caches: [const { BlockCache::off() }; NUM_CLASSES],
+        caches: PerClass([const { BlockCache::off() }; NUM_CLASSES]),
         tp,
         slow_mode: false,
         options_epoch: 0,
@@ -162,7 +162,7 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
         full: PerClass([const { SpanList::new() }; NUM_CLASSES]),
         refills: 0,
         own_flush_refills: 0,
-        refill_want: [0; NUM_CLASSES],
+        refill_want: PerClass([0; NUM_CLASSES]),
         spill_top: PerClass([ptr::null_mut(); NUM_CLASSES]),
         spill_emptied: PerClass([false; NUM_CLASSES]),
         last_purge: 0,
@@ -1411,13 +1411,11 @@ impl ThreadHeap {
         if n == 0 {
             // Slow start: a thread that uses a class for a few blocks (a short-lived
             // one) does not carve, and then flush back at its exit, a whole batch of it.
-            let want = match self.refill_want.get(class) {
-                Some(&w) if w != 0 => (w as usize).min(full),
-                _ => FIRST_REFILL.min(full),
+            let want = match self.refill_want[class] {
+                0 => FIRST_REFILL.min(full),
+                w => (w as usize).min(full),
             };
-            if let Some(w) = self.refill_want.get_mut(class) {
-                *w = (want * 2).min(full).min(u8::MAX as usize) as u8;
-            }
+            self.refill_want[class] = (want * 2).min(full).min(u8::MAX as usize) as u8;
             n = self.take_blocks(class, batch.get_mut(..want).unwrap_or(&mut []), true);
             if n == 0 {
                 return ptr::null_mut();
