@@ -307,12 +307,13 @@ mod tests {
             assert_eq!(lookup(a), span);
             assert_eq!(cache_words_fast(a) * 8, record.cache_off as usize);
         }
-        // The page after the range, and after a clear: nothing (NO_SPAN, no cache).
+        // The pages on either side of the range: nothing (NO_SPAN, no cache).
         for a in [addr + 2 * 4096, addr - 1] {
             assert!(lookup(a).is_null());
             assert_eq!(lookup_fast(a) as usize, base());
             assert_eq!(cache_words_fast(a), 0);
         }
+        // And the range itself once cleared.
         clear_range(addr, 2);
         assert!(lookup(addr).is_null());
         assert_eq!(cache_words_fast(addr), 0);

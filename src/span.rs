@@ -101,7 +101,10 @@ impl Block {
     /// double free in the threaded shadow test, 3 runs of 40. A value that is the mark
     /// of one address only is the mark of a block only where it was written. (Before,
     /// each span's blocks carried the span's eight-byte page-map entry, which the fast
-    /// path read anyway; the byte per page it reads now, pagemap.rs, names no span.)
+    /// path read anyway; the byte per page it reads now, pagemap.rs, names no span.
+    /// That mark had the same flaw within a span: a live block holding a copy of the
+    /// first word of a free block of its span read as free, conformance.c's "free"
+    /// section.)
     #[inline(always)]
     pub fn mark_of(b: *const Block) -> usize {
         (b as usize).wrapping_add(crate::pagemap::base())
@@ -137,8 +140,8 @@ pub enum Kind {
     Freed = 4,
 }
 
-/// A span record in static memory (the sentinels below),
-/// shareable because nothing ever writes it.
+/// A span record in static memory (the sentinels below), shareable because nothing
+/// ever writes it.
 #[repr(transparent)]
 pub struct StaticSpan(core::cell::UnsafeCell<Span>);
 
