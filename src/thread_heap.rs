@@ -1188,17 +1188,20 @@ impl ThreadHeap {
     }
 
     /// Sends the cached blocks of `blocks` that belong to this heap's spans to their
-    /// free lists, and moves the others (other threads' and orphans'), in their order,
-    /// to the front of `blocks`; returns how many of those there are.
+    /// free lists (each checked first: it is about to hold a link again), and moves the
+    /// others (other threads' and orphans'), in their order, to the front of `blocks`
+    /// (unchecked: they may go on to another cache, where no link lives in them);
+    /// returns how many of those there are.
     fn keep_foreign(&mut self, blocks: &mut [*mut Block]) -> usize {
         let tp = self.tp;
         let mut foreign = 0;
         for i in 0..blocks.len() {
             let b = blocks.get(i).copied().unwrap_or(ptr::null_mut());
-            let s = checked_span_of_cached(b);
+            let s = span_of_cached(b);
             // SAFETY: `s` is the live span of the cached block `b`.
             unsafe {
                 if (*s).owner_tp == tp {
+                    check_cached(b, s);
                     self.free_local(s, b);
                 } else {
                     if let Some(slot) = blocks.get_mut(foreign) {
@@ -1239,8 +1242,9 @@ impl ThreadHeap {
         // Consecutive blocks of the same other thread's span go home in one push.
         let mut run = RemoteRun { span: ptr::null_mut(), first: ptr::null_mut(), last: ptr::null_mut(), len: 0 };
         for &b in blocks.get(..foreign).unwrap_or(&[]) {
-            let s = pagemap::lookup_fast(b as usize);
-            // SAFETY: `b` is a cached block keep_foreign checked; `s` its live span.
+            let s = span_of_cached(b);
+            check_cached(b, s);
+            // SAFETY: `b` is a cached block, just checked; `s` its live span.
             unsafe {
                 if s == run.span {
                     (*b).next = run.first;
@@ -1446,14 +1450,21 @@ const OWN_FLUSH_REFILLS: u32 = 64;
 const FIRST_REFILL: usize = 4;
 
 /// The span of `b`, a block out of its span and marked free (in a thread cache or a
-/// transfer cache), after checking that it still is one: it is about to hold a link
-/// again. A block that fails is reported (misuse), not followed.
-fn checked_span_of_cached(b: *mut Block) -> *mut Span {
-    // SAFETY: a cached block lies in a small span's pages (the free fast path found it
-    // there), which stay mapped while it is out; so the span its page maps to now is
-    // the one it was freed into, and valid.
+/// transfer cache).
+fn span_of_cached(b: *mut Block) -> *mut Span {
+    // A cached block lies in a small span's pages (the free fast path found it there),
+    // which stay mapped while it is out; so the span its page maps to now is the one
+    // it was freed into, and valid.
+    pagemap::lookup_fast(b as usize)
+}
+
+/// Checks that `b`, a cached block of span `s`, still is one before it holds a link
+/// again (on its span's free list or `thread_free`): marked free, and a block start.
+/// A block that fails is reported (misuse), not followed.
+fn check_cached(b: *mut Block, s: *mut Span) {
+    // SAFETY: `s` is the live span of the cached block `b` (`span_of_cached`), whose
+    // first 16 bytes lie in one of its pages.
     unsafe {
-        let s = pagemap::lookup_fast(b as usize);
         if !Block::is_marked(b) {
             // Written after its free while it waited in a cache (or never a block).
             os::fatal_misuse("free", "corrupted free block (overflow or write after free) at", b as usize);
@@ -1461,7 +1472,6 @@ fn checked_span_of_cached(b: *mut Block) -> *mut Span {
         if !(*s).is_block_start(b as usize) {
             os::fatal_misuse("free", "invalid pointer (inside a block, not its start)", b as usize);
         }
-        s
     }
 }
 
