@@ -1163,7 +1163,7 @@ impl ThreadHeap {
     pub fn flush_cache(&mut self, c: usize, n: usize) {
         let mut batch = [ptr::null_mut::<Block>(); crate::thread_cache::SLOTS];
         let n = self.oldest_cached(c, n, &mut batch);
-        self.send_home(batch.get_mut(..n).unwrap_or(&mut []));
+        self.send_home(batch.get(..n).unwrap_or(&[]));
         self.caches[c].remove_oldest(n);
     }
 
@@ -1219,7 +1219,7 @@ impl ThreadHeap {
     fn put_in_transfer_cache(&mut self, c: usize, blocks: &[*mut Block]) {
         let mut out = [ptr::null_mut::<Block>(); crate::transfer_cache::SLOTS];
         let n = crate::transfer_cache::put(c, blocks, &mut out);
-        self.send_home(out.get_mut(..n).unwrap_or(&mut []));
+        self.send_home(out.get(..n).unwrap_or(&[]));
     }
 
     /// Copies the oldest `n` (at most all) blocks of class `c`'s cache into `out`;
@@ -1235,18 +1235,19 @@ impl ThreadHeap {
     /// Sends cached blocks (out of their spans and marked free: from a thread cache or
     /// a transfer cache) to their spans: this heap's onto their free lists, other
     /// threads' (and orphans') onto their `thread_free`. Each block is checked first
-    /// (its mark, and that it is a block start, in `keep_foreign`): it is about to hold
-    /// a link again. `blocks` is left reordered.
-    fn send_home(&mut self, blocks: &mut [*mut Block]) {
-        let foreign = self.keep_foreign(blocks);
+    /// (`check_cached`): it is about to hold a link again.
+    fn send_home(&mut self, blocks: &[*mut Block]) {
+        let tp = self.tp;
         // Consecutive blocks of the same other thread's span go home in one push.
         let mut run = RemoteRun { span: ptr::null_mut(), first: ptr::null_mut(), last: ptr::null_mut(), len: 0 };
-        for &b in blocks.get(..foreign).unwrap_or(&[]) {
+        for &b in blocks {
             let s = span_of_cached(b);
             check_cached(b, s);
             // SAFETY: `b` is a cached block, just checked; `s` its live span.
             unsafe {
-                if s == run.span {
+                if (*s).owner_tp == tp {
+                    self.free_local(s, b);
+                } else if s == run.span {
                     (*b).next = run.first;
                     run.first = b;
                     run.len += 1;
@@ -1303,7 +1304,7 @@ impl ThreadHeap {
                 crate::transfer_cache::take(c, &mut batch)
             };
             any |= n != 0;
-            self.send_home(batch.get_mut(..n).unwrap_or(&mut []));
+            self.send_home(batch.get(..n).unwrap_or(&[]));
         }
         any
     }
