@@ -1217,6 +1217,9 @@ impl ThreadHeap {
     /// Puts cached blocks of class `c` (the oldest first) into its transfer cache, and
     /// sends home what that pushes out.
     fn put_in_transfer_cache(&mut self, c: usize, blocks: &[*mut Block]) {
+        if crate::transfer_cache::put_if_room(c, blocks) {
+            return;
+        }
         let mut out = [ptr::null_mut::<Block>(); crate::transfer_cache::SLOTS];
         let n = crate::transfer_cache::put(c, blocks, &mut out);
         self.send_home(out.get(..n).unwrap_or(&[]));

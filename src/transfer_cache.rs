@@ -166,6 +166,27 @@ pub fn put(class: usize, blocks: &[*mut Block], out: &mut [*mut Block; SLOTS]) -
     })
 }
 
+/// Puts `blocks` (as for `put`) into the class's transfer cache if they all fit under
+/// its limit; false (nothing put) if they do not, or the class has no transfer cache.
+/// (What `put` pushes out needs a buffer its caller must clear first, 1 KiB of stack
+/// written on every spill for what is rarely used.)
+pub fn put_if_room(class: usize, blocks: &[*mut Block]) -> bool {
+    let limit = limit(class);
+    if limit == 0 {
+        return blocks.is_empty();
+    }
+    with_ring(class, false, |ring, len| {
+        if *len + blocks.len() > limit {
+            return 0;
+        }
+        for &b in blocks {
+            *ring.at(*len) = b;
+            *len += 1;
+        }
+        1
+    }) == 1
+}
+
 /// Copies as much of `src` as fits to the start of `dst`; returns how much.
 fn copy(dst: &mut [*mut Block], src: &[*mut Block]) -> usize {
     let mut n = 0;
