@@ -78,6 +78,15 @@ impl Ring {
         n
     }
 
+    /// Appends `blocks` (the oldest first) after the newest of `len` blocks; the caller
+    /// makes sure they fit (`len + blocks.len() <= SLOTS`).
+    fn put_newest(&mut self, len: &mut usize, blocks: &[*mut Block]) {
+        for &b in blocks {
+            *self.at(*len) = b;
+            *len += 1;
+        }
+    }
+
     /// Moves up to `out.len()` of the newest of `len` blocks into `out`, the newest
     /// first; returns how many.
     fn take_newest(&mut self, len: &mut usize, out: &mut [*mut Block]) -> usize {
@@ -158,10 +167,7 @@ pub fn put(class: usize, blocks: &[*mut Block], out: &mut [*mut Block; SLOTS]) -
         // enough; the rest of `blocks` in.
         let from_ring = ring.take_oldest(len, over, out);
         let from_blocks = copy(out.get_mut(from_ring..).unwrap_or(&mut []), blocks.get(..over - from_ring).unwrap_or(&[]));
-        for &b in blocks.get(from_blocks..).unwrap_or(&[]) {
-            *ring.at(*len) = b;
-            *len += 1;
-        }
+        ring.put_newest(len, blocks.get(from_blocks..).unwrap_or(&[]));
         from_ring + from_blocks
     })
 }
@@ -179,10 +185,7 @@ pub fn put_if_room(class: usize, blocks: &[*mut Block]) -> bool {
         if *len + blocks.len() > limit {
             return 0;
         }
-        for &b in blocks {
-            *ring.at(*len) = b;
-            *len += 1;
-        }
+        ring.put_newest(len, blocks);
         1
     }) == 1
 }
