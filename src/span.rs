@@ -91,7 +91,7 @@ impl Block {
     /// libraries are, it is not even a canonical address), and it is never 0, the
     /// mark of LIST_END and of a block handed out. The free fast path has the map's
     /// address in a register already (it computes it for its lookup): the mark costs
-    /// it one `lea`.
+    /// it one `add`.
     ///
     /// Why a mark per block address: the memory of a free block keeps its mark after
     /// the block's span is given back, and a big block carved there later hands it to

@@ -18,8 +18,9 @@
 //! - A block here is as a block in a thread cache: out of its span (the span's `used`
 //!   counts it, so the span stays), marked free (`Block::mark_of`: a second free
 //!   of it is seen as a double free), its link word meaning nothing. It was checked
-//!   when it was freed; it is checked again (mark, block start) only on its way to its
-//!   span (`ThreadHeap::send_home`), where its link will live in it.
+//!   (mark, block start) when it left the cache it was freed into
+//!   (`ThreadHeap::keep_foreign`), and is checked again on its way to its span
+//!   (`ThreadHeap::send_home`), where its link will live in it.
 //! - `len <= limit(class) <= SLOTS`; the blocks are the `len` slots from `oldest` on
 //!   (mod SLOTS), the most recently put last. Everything is read and written under
 //!   `lock`, held for a copy of at most SLOTS pointers and never across a call out of
@@ -174,12 +175,17 @@ pub fn put(class: usize, blocks: &[*mut Block], out: &mut [*mut Block; SLOTS]) -
 
 /// Puts `blocks` (as for `put`) into the class's transfer cache if they all fit under
 /// its limit; false (nothing put) if they do not, or the class has no transfer cache.
+/// No blocks: true, without taking the lock.
 /// (What `put` pushes out needs a buffer its caller must clear first, 1 KiB of stack
 /// written on every spill for what is rarely used.)
 pub fn put_if_room(class: usize, blocks: &[*mut Block]) -> bool {
+    if blocks.is_empty() {
+        // A spill of the thread's own blocks alone: nothing to put, no lock to take.
+        return true;
+    }
     let limit = limit(class);
     if limit == 0 {
-        return blocks.is_empty();
+        return false;
     }
     with_ring(class, false, |ring, len| {
         if *len + blocks.len() > limit {

@@ -68,6 +68,7 @@ fn double_free_by_another_thread() {
 fn free_of_an_interior_pointer() {
     expect_abort("interior", "free", "invalid pointer (inside a block, not its start)");
     expect_abort("interior-remote", "free", "invalid pointer (inside a block, not its start)");
+    expect_abort("interior-remote-heap", "free", "invalid pointer (inside a block, not its start)");
 }
 
 #[test]

@@ -12,6 +12,9 @@
  *   double-remote    another thread frees a block twice
  *   interior         free p + 8 of a 64-byte block
  *   interior-remote  another thread frees p + 16 of a 64-byte block
+ *   interior-remote-heap  the same, by a thread that has a heap (it allocated before):
+ *                    its free takes the fast path into its cache, and the check comes
+ *                    when the cache hands the block on (here at the thread's exit)
  *   interior-large   free p + 16 of a 1 MiB block
  *   stack            free the address of a local variable
  *   wild             free (void *)0x12345670
@@ -64,6 +67,15 @@ static void *free_there(void *arg) {
     return NULL;
 }
 
+/* As free_there, once, by a thread that allocated first (so it has a heap and caches). */
+static void *free_there_with_heap(void *arg) {
+    void *own = malloc(64);
+    memset(own, 2, 64);
+    free(opaque(own));
+    free(opaque(arg));
+    return NULL;
+}
+
 static void in_thread(void *p, int times) {
     struct twice t = {p, times};
     pthread_t th;
@@ -112,6 +124,13 @@ int main(int argc, char **argv) {
         memset(p, 1, 64);
         show(p + 16);
         in_thread(p + 16, 1);
+    } else if (!strcmp(m, "interior-remote-heap")) {
+        char *p = malloc(64);
+        memset(p, 1, 64);
+        show(p + 16);
+        pthread_t th;
+        pthread_create(&th, NULL, free_there_with_heap, p + 16);
+        pthread_join(th, NULL);
     } else if (!strcmp(m, "interior-large")) {
         char *p = malloc(1 << 20);
         memset(p, 1, 1 << 20);
