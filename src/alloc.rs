@@ -393,7 +393,7 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                 }
                 let tp = tls::thread_pointer();
                 let owner = (*s).owner_tp;
-                if owner == tp && owner != 0 {
+                if owner == tp {
                     // Our own span, of a class with no cache (over 16 KiB) or while our
                     // heap is in slow mode (its caches closed).
                     locked_keeping_errno((*s).heap, |h| h.free_local(s, b));

@@ -1125,7 +1125,7 @@ pub unsafe fn free_remote(s: *mut Span, b: *mut Block) {
 /// # Safety
 /// `s` is a small span this thread does not own, and each block of the chain a block
 /// of `s` that was out of it, validated as a block start not already free (by
-/// `owning_span` for `free_remote`, `keep_foreign` for `send_home`), and is now marked
+/// `owning_span` for `free_remote`, `check_cached` in `send_home`), and is now marked
 /// free.
 pub unsafe fn free_remote_chain(s: *mut Span, first: *mut Block, last: *mut Block, k: usize) {
     // SAFETY: per the contract; `s` stays valid while the blocks are out.
