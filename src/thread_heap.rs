@@ -437,9 +437,14 @@ impl ThreadHeap {
                     break;
                 }
                 let b = sp.free;
-                if !Block::is_marked(b) {
-                    // Something wrote over a free block: an overflow out of the block
-                    // below it, or a write after free. Its link cannot be trusted.
+                // A free block of this span, or something wrote over the one before it
+                // or over this one (an overflow out of the block below, a write after
+                // free): its link cannot be trusted. The mark alone does not say "of
+                // this span": every free block carries one, the blocks of other spans
+                // and those in caches too, and a link overwritten with such a block's
+                // address would hand it out a second time. (The span test first: it
+                // reads nothing at `b`, which may be any address.)
+                if !sp.is_block_start(b as usize) || !Block::is_marked(b) {
                     os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
                 }
                 if sp.checked && options::get().perturb_byte == 0 {
@@ -893,6 +898,10 @@ fn take_remote_list(s: &mut Span, word: usize) {
             let mut tail = head;
             for _ in 1..n {
                 tail = (*tail).next;
+                if !s.is_block_start(tail as usize) {
+                    // A link overwritten after the free (pop_blocks checks the others).
+                    os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", tail as usize);
+                }
             }
             if (*tail).next != list_end() {
                 // The count and the links disagree: a block was pushed twice.

@@ -130,6 +130,14 @@ fn write_after_free_into_a_cached_block_is_caught_when_the_cache_flushes() {
     expect_abort("uaf-cached", "free", "corrupted free block (overflow or write after free) at");
 }
 
+/// Every free block carries a mark, so a link overwritten with the address of another
+/// span's free block (here one of another class, waiting in the thread's cache) passes
+/// the mark check; it is caught before that block is handed out a second time.
+#[test]
+fn a_link_overwritten_with_a_free_block_of_another_span_is_caught() {
+    expect_abort("uaf-link", "malloc", "corrupted free block (overflow or write after free) at");
+}
+
 // The strict mode (OXMALLOC_CHECK=1) catches what the default build lets through.
 
 const STRICT: &[(&str, &str)] = &[("OXMALLOC_CHECK", "1")];

@@ -29,6 +29,9 @@
  *                    then malloc until it comes back
  *   uaf-cached       write the first 8 bytes of a freed block while it is in the thread's
  *                    cache, then free more of its size until the caches send it back
+ *   uaf-link         overwrite the links (bytes 8..16) of freed blocks on their span's
+ *                    free list with the address of a free block of another class (in
+ *                    the thread's cache, marked free), then malloc until one comes back
  * For the strict mode (OXMALLOC_CHECK=1):
  *   uaf-late         write byte 40 of a freed block, then churn the class until it is reused
  *   interior-own     free p + 16 of a 64-byte block of this thread
@@ -204,6 +207,23 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2 * M; i++) {
             char *c = malloc(N);
             if (c == b) printf("malloc gave %p\n", (void *)c);
+        }
+    } else if (!strcmp(m, "uaf-link")) {
+        enum { M = 512 };
+        char *x[M];
+        for (int i = 0; i < M; i++) x[i] = malloc(200);
+        char *g = malloc(96);
+        free(g);
+        /* The oldest of x go back to their span's free list as the cache spills. */
+        for (int i = 0; i < M; i++) free(x[i]);
+        show(g);
+        for (int i = 0; i < M; i++) memcpy(opaque(x[i] + 8), &g, sizeof g); /* write after free */
+        for (int i = 0; i < 2 * M; i++) {
+            char *c = malloc(200);
+            if (c == g) {
+                printf("malloc gave %p, a free block of another class\n", (void *)c);
+                break;
+            }
         }
     } else if (!strcmp(m, "uaf-cached")) {
         enum { M = 512 }; /* enough to push p through both caches */
