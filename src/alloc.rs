@@ -339,12 +339,12 @@ pub unsafe fn free_slow(p: *mut u8) {
                 return locked_keeping_errno(heap, |h| h.free_to_full_cache(span, p.cast()));
             }
             // No syscall here (an orphan's free, which may, keeps errno itself).
-            if (*span).owner_tp != tls::thread_pointer() {
+            if (*span).heap != heap {
                 return thread_heap::free_remote(span, p.cast());
             }
             // Our own span, of a class with no cache (over 16 KiB) or while our heap is
             // in slow mode: onto its free list, without checking the block again below.
-            return locked_keeping_errno((*span).heap, |h| h.free_local(span, p.cast()));
+            return locked_keeping_errno(heap, |h| h.free_local(span, p.cast()));
         }
     }
     if p.is_null() {
@@ -391,12 +391,11 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                         return;
                     }
                 }
-                let tp = tls::thread_pointer();
-                let owner = (*s).owner_tp;
-                if owner == tp {
+                let heap = tls::heap();
+                if (*s).heap == heap {
                     // Our own span, of a class with no cache (over 16 KiB) or while our
                     // heap is in slow mode (its caches closed).
-                    locked_keeping_errno((*s).heap, |h| h.free_local(s, b));
+                    locked_keeping_errno(heap, |h| h.free_local(s, b));
                 } else {
                     thread_heap::free_remote(s, b);
                 }

@@ -343,7 +343,7 @@ impl ArenaInner {
         unsafe {
             (*s).kind = Kind::FreeRun;
             (*s).cache_off = 0;
-            (*s).owner_tp = 0;
+            (*s).heap = ptr::null_mut();
             let b = bin_of((*s).pages);
             self.bin(b).push_front(s);
             self.nonempty |= 1u128 << b;
@@ -405,7 +405,6 @@ impl ArenaInner {
             (*s).freed_at = os::now_ms();
             (*s).kind = Kind::FreeRun;
             (*s).cache_off = 0;
-            (*s).owner_tp = 0;
             (*s).heap = ptr::null_mut();
             self.absorb_free_neighbours(s, arena);
             if self.try_trim_run(s) {
@@ -465,7 +464,6 @@ impl ArenaInner {
             let sp = &mut *s;
             // What it holds of once-used pages, kept in `map_size` (unused by small spans).
             sp.map_size = os::page_round_up(sp.bump - sp.start);
-            sp.owner_tp = 0;
             sp.heap = ptr::null_mut();
             sp.thread_free.store(span::TF_ORPHAN, Ordering::Release);
             sp.free = span::list_end();

@@ -45,7 +45,7 @@ struct Leaf {
 /// something useful without a test:
 /// - a root slot of 0 designates `zero_leaf`, a leaf of zeros that is never written;
 /// - a leaf entry of 0 designates `base()` itself, whose first bytes (zeros, the start
-///   of `zero_leaf`) read as a span record with owner 0 and no blocks: `NO_SPAN`.
+///   of `zero_leaf`) read as a span record with no owner and no blocks: `NO_SPAN`.
 ///
 /// So an address goes to its entries with two loads and one add and no branch, and an
 /// address oxmalloc never handed out reads zeros: cache word 0 (the heap's
@@ -143,7 +143,7 @@ pub fn cache_words_fast(addr: usize) -> usize {
     words
 }
 
-/// The span record for `addr`'s page, or NO_SPAN (owner 0, no blocks) when there is
+/// The span record for `addr`'s page, or NO_SPAN (no owner, no blocks) when there is
 /// none.
 #[inline(always)]
 pub fn lookup_fast(addr: usize) -> *mut Span {

@@ -24,9 +24,13 @@
 //!   the field holds `full_hold()` less the local frees since, instead of `capacity`
 //!   less them, so that the owner's free that makes it 0 relinks the span (see
 //!   thread_heap.rs). `used == 0` otherwise means the span holds no live block.
-//! - `owner_tp` is the thread pointer of the owning thread: a cache sends a block back
-//!   onto `free` when it equals its thread's, else onto `thread_free`. It is 0 for
-//!   spans no thread owns (orphans, big, large, free runs).
+//! - `heap` is the owning thread's heap: a cache sends a block back onto `free` when
+//!   it is the cache's own heap, else onto `thread_free`. It is null for spans no
+//!   thread owns (orphans, empty spans an arena keeps, big, large, free runs). A heap,
+//!   not the thread's pointer (`fs:0`): in a child after fork(), a new thread may get
+//!   the stack, so the thread pointer, of a parent's thread the child does not have,
+//!   whose heap still owns its spans there. A heap record is reused only after its
+//!   thread gave all its spans up (`abandon`).
 //! - `cache_off` is the offset of the span's class's cache in a ThreadHeap for a small
 //!   span that a thread owns, and 0 otherwise (the free fast path's test). The page map's
 //!   cache words of the span's pages carry a copy (in 8-byte words), which is what the
@@ -195,7 +199,8 @@ pub struct Span {
     pub free: *mut Block,
     pub used: i32,
     pub block_size: u32,
-    pub owner_tp: usize,
+    /// The owning thread heap, or null (see the module doc).
+    pub heap: *mut ThreadHeap,
     pub thread_free: AtomicUsize,
     pub bump: usize,
     pub end: usize,
@@ -226,7 +231,6 @@ pub struct Span {
     pub checked: bool,
     /// Large: the size of the mapping. Big/Small: unused.
     pub map_size: usize,
-    pub heap: *mut ThreadHeap,
     pub arena: *mut Arena,
     pub region: *mut crate::arena::Region,
     /// Intrusive list links (heap queues, full list, arena bins, orphan lists).
@@ -247,7 +251,7 @@ impl Span {
             free: list_end(),
             used: 0,
             block_size: 0,
-            owner_tp: 0,
+            heap: ptr::null_mut(),
             thread_free: AtomicUsize::new(0),
             bump: 0,
             end: 0,
@@ -263,7 +267,6 @@ impl Span {
             decommitted: false,
             checked: false,
             map_size: 0,
-            heap: ptr::null_mut(),
             arena: ptr::null_mut(),
             region: ptr::null_mut(),
             next: ptr::null_mut(),

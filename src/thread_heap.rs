@@ -47,10 +47,6 @@ use crate::tls;
 /// to amortise the refill, little enough not to touch pages long before they're used.
 const CARVE_BYTES: usize = 4096;
 
-/// Owner tag for spans of the shared heap: never a real thread pointer (those are
-/// 64-byte aligned), so no thread's fast path ever pushes onto them.
-const SHARED_TP: usize = 8;
-
 /// Entries of `ThreadHeap::direct`: one per request size from 0 to 1 KiB, so that the
 /// malloc fast path indexes it with the size itself.
 pub const DIRECT_SLOTS: usize = SMALL_LOOKUP_MAX + 1;
@@ -90,8 +86,6 @@ pub struct ThreadHeap {
     /// instead of 8, and `heap + 8 * offset` costs no instruction (an address mode). In
     /// larson, the pointer table was a third of malloc and free's L1 misses.
     pub direct: [u8; DIRECT_SLOTS],
-    /// The owning thread's thread pointer; its spans carry it as `owner_tp`.
-    pub tp: usize,
     pub slow_mode: bool,
     options_epoch: u32,
     pub arena: *mut Arena,
@@ -148,12 +142,11 @@ impl StaticHeap {
     }
 }
 
-const fn empty_heap(tp: usize) -> ThreadHeap {
+const fn empty_heap() -> ThreadHeap {
     ThreadHeap {
         no_cache: [0, 0],
         direct: DIRECT,
         caches: PerClass([const { BlockCache::off() }; NUM_CLASSES]),
-        tp,
         slow_mode: false,
         options_epoch: 0,
         arena: ptr::null_mut(),
@@ -176,11 +169,11 @@ const fn empty_heap(tp: usize) -> ThreadHeap {
 }
 
 /// What the TLS slot of a thread that has not allocated yet points at.
-pub static EMPTY_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap(0)));
+pub static EMPTY_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap()));
 /// What the TLS slot of a thread whose heap was given back (it is exiting) points at.
-pub static DYING_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap(0)));
+pub static DYING_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap()));
 /// The heap of exiting threads, under SHARED_LOCK.
-pub static SHARED_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap(SHARED_TP)));
+pub static SHARED_HEAP: StaticHeap = StaticHeap(UnsafeCell::new(empty_heap()));
 pub static SHARED_LOCK: RawMutex = RawMutex::new();
 
 static HEAP_POOL: Mutex<Pool> = Mutex::new(Pool::new(core::mem::size_of::<ThreadHeap>()));
@@ -251,7 +244,6 @@ fn create() -> *mut ThreadHeap {
         // (over 8 KiB), whose pages a new thread's stack (glibc gives back the unused
         // part of cached stacks) faulted in on every thread start.
         ptr::copy_nonoverlapping(EMPTY_HEAP.get(), h, 1);
-        (*h).tp = tls::thread_pointer();
         (*h).arena = crate::arena::pick();
         (*h).options_epoch = u32::MAX; // sync mode on first use
         // Active from birth: a heap whose owner has not looked at the clock yet is not
@@ -353,7 +345,7 @@ impl ThreadHeap {
         }
         self.options_epoch = epoch;
         let slow = options::get().needs_slow_path();
-        if self.tp == SHARED_TP {
+        if ptr::eq(self, SHARED_HEAP.get()) {
             return;
         }
         // The caches are open exactly when the heap is not in slow mode (closed, so
@@ -734,7 +726,6 @@ impl ThreadHeap {
     /// `new_span`'s look at one arena: waiting for its lock or not (`wait`), taking
     /// what `source` allows.
     fn span_from(&mut self, arena: *mut Arena, class: usize, source: Source, wait: bool) -> *mut Span {
-        let tp = self.tp;
         let me: *mut ThreadHeap = self;
         // SAFETY: arenas are static.
         let arena_ref = unsafe { &*arena };
@@ -752,7 +743,6 @@ impl ThreadHeap {
             // empty thread_free list; under the arena lock no orphan free runs on them.
             unsafe {
                 (*orphan).thread_free.store(TF_NORMAL, Ordering::Release);
-                (*orphan).owner_tp = tp;
                 (*orphan).heap = me;
                 (*orphan).in_full = false;
                 pagemap::set_cache_off(orphan, crate::thread_cache::cache_offset(class));
@@ -770,7 +760,6 @@ impl ThreadHeap {
                 // A cached span has cache_off 0 (arena.rs): without its class's
                 // offset, every free of its blocks would take the slow path.
                 pagemap::set_cache_off(cached, crate::thread_cache::cache_offset(class));
-                (*cached).owner_tp = tp;
             }
             return cached;
         }
@@ -822,7 +811,6 @@ impl ThreadHeap {
             } else {
                 pagemap::set_range(sp.start, sp.pages, record);
             }
-            sp.owner_tp = tp;
         }
         s
     }
@@ -1209,7 +1197,7 @@ impl ThreadHeap {
     /// heap's blocks saved 0.3% of larson's instructions and let that through (misuse
     /// test `interior-remote-heap`).
     fn keep_foreign(&mut self, blocks: &mut [*mut Block]) -> usize {
-        let tp = self.tp;
+        let me: *mut ThreadHeap = self;
         let mut foreign = 0;
         for i in 0..blocks.len() {
             let b = blocks.get(i).copied().unwrap_or(ptr::null_mut());
@@ -1217,7 +1205,7 @@ impl ThreadHeap {
             // SAFETY: `s` is the live span of the cached block `b` (`span_of_cached`).
             unsafe {
                 check_cached(b, s);
-                if (*s).owner_tp == tp {
+                if (*s).heap == me {
                     self.free_local(s, b);
                 } else {
                     if let Some(slot) = blocks.get_mut(foreign) {
@@ -1256,7 +1244,7 @@ impl ThreadHeap {
     /// threads' (and orphans') onto their `thread_free`. Each block is checked first
     /// (`check_cached`): it is about to hold a link again.
     fn send_home(&mut self, blocks: &[*mut Block]) {
-        let tp = self.tp;
+        let me: *mut ThreadHeap = self;
         // Consecutive blocks of the same other thread's span go home in one push.
         let mut run = RemoteRun { span: ptr::null_mut(), first: ptr::null_mut(), last: ptr::null_mut(), len: 0 };
         for &b in blocks {
@@ -1265,7 +1253,7 @@ impl ThreadHeap {
             // link.
             unsafe {
                 check_cached(b, s);
-                if (*s).owner_tp == tp {
+                if (*s).heap == me {
                     self.free_local(s, b);
                 } else if s == run.span {
                     (*b).next = run.first;
@@ -1617,7 +1605,6 @@ unsafe fn orphan(s: *mut Span) {
         // State -> ORPHAN, and collect what was pushed.
         let cur = sp.thread_free.swap(TF_ORPHAN, Ordering::AcqRel);
         take_remote_list(sp, cur);
-        sp.owner_tp = 0;
         sp.heap = ptr::null_mut();
         // Frees into an orphan skip the caches (free_slow sends them to the arena
         // straight away): a block of it that a live thread cached would keep the whole
@@ -1749,7 +1736,7 @@ pub fn reset_pools_after_fork() {
     if SHARED_LOCK.is_locked() {
         SHARED_LOCK.reset();
         // SAFETY: the child is single-threaded; the shared heap's old spans are leaked.
-        unsafe { *SHARED_HEAP.get() = empty_heap(SHARED_TP) };
+        unsafe { *SHARED_HEAP.get() = empty_heap() };
     }
 }
 

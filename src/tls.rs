@@ -93,22 +93,6 @@ pub fn set_heap(h: *mut ThreadHeap) {
     }
 }
 
-/// The calling thread's thread pointer (glibc's TCB address, `fs:0`): a unique id of
-/// a live thread, read in one instruction. It is what a span's `owner_tp` holds.
-#[inline(always)]
-pub fn thread_pointer() -> usize {
-    let tp: usize;
-    // SAFETY: on x86-64 glibc, fs:0 holds the TCB's own address; reading it has no effects.
-    unsafe {
-        core::arch::asm!(
-            "mov {tp}, qword ptr fs:[0]",
-            tp = out(reg) tp,
-            options(nostack, readonly, preserves_flags, pure),
-        );
-    }
-    tp
-}
-
 /// liboxmalloc.so binds `__tls_get_addr` to this (a link-time alias, see build.rs), so
 /// that the library carries no reference to the dynamic loader's `__tls_get_addr`.
 ///

@@ -26,6 +26,16 @@
  *                     fork's prepare handler must not let the child inherit that heap half
  *                     rewritten: every child allocates from it (checks, frees) and exits 0.
  *                     The main thread's surviving blocks are checked after each round.
+ *   fork reused N     a thread of the parent allocates blocks (64 B, cached; 20 KiB, which
+ *                     no cache takes), then mallocs and frees 20 KiB blocks in a loop
+ *                     (holding its heap's lock part of the time) while the main thread
+ *                     forks N times. In each child a new thread, which glibc starts on
+ *                     the stack (so the thread pointer) of that parent thread the child
+ *                     does not have, checks and frees those blocks, then allocates,
+ *                     fills, checks and frees rounds of the same sizes, as does the
+ *                     child's main thread after it. Neither may take the dead thread's
+ *                     spans for its own: their blocks go back as any other thread's,
+ *                     without the dead thread's lock, which may be held for good.
  * Last line: "SUMMARY fork-<mode> forks=N failed=N".
  */
 #define _GNU_SOURCE
@@ -640,6 +650,116 @@ static int mode_reclaim(int rounds) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ reused */
+
+enum { REUSED_N = 3000, REUSED_ROUNDS = 4 };
+static struct blk reused_blocks[REUSED_N];
+static pthread_t reused_owner;
+static pthread_mutex_t reused_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reused_cond = PTHREAD_COND_INITIALIZER;
+static int reused_ready;
+static atomic_int reused_stop;
+
+static size_t reused_size(int i) { return i % 10 == 0 ? 20000 : 64; }
+
+static void *reused_parent_thread(void *arg) {
+    (void)arg;
+    for (int i = 0; i < REUSED_N; i++) {
+        size_t n = reused_size(i);
+        reused_blocks[i] = (struct blk){v_malloc(n), n, 1000 + (uint64_t)i};
+        if (!reused_blocks[i].p) FAILF("malloc(%zu) failed", n);
+        fill(reused_blocks[i].p, n, reused_blocks[i].seed);
+    }
+    pthread_mutex_lock(&reused_lock);
+    reused_ready = 1;
+    pthread_cond_signal(&reused_cond);
+    pthread_mutex_unlock(&reused_lock);
+    while (!atomic_load(&reused_stop)) {
+        unsigned char *q = v_malloc(20000);
+        if (!q) FAILF("malloc(20000) failed");
+        q[0] = 1;
+        v_free(q);
+    }
+    return NULL;
+}
+
+/* Rounds of REUSED_N blocks of the same sizes: all live at once, each filled, all
+ * checked (no two overlap), all freed. Returns 0 or the child's failure code. */
+static int reused_rounds(uint64_t seed) {
+    static struct blk b[REUSED_N];
+    for (int r = 0; r < REUSED_ROUNDS; r++) {
+        for (int i = 0; i < REUSED_N; i++) {
+            size_t n = reused_size(i);
+            b[i] = (struct blk){v_malloc(n), n, seed + (uint64_t)(r * REUSED_N + i)};
+            if (!b[i].p) return 2;
+            fill(b[i].p, n, b[i].seed);
+        }
+        for (int i = 0; i < REUSED_N; i++)
+            if (!intact(b[i].p, b[i].n, b[i].seed)) return 3;
+        for (int i = 0; i < REUSED_N; i++) v_free(b[i].p);
+    }
+    return 0;
+}
+
+static void *reused_child_thread(void *arg) {
+    int *result = arg;
+    for (int i = 0; i < REUSED_N; i++) {
+        if (!intact(reused_blocks[i].p, reused_blocks[i].n, reused_blocks[i].seed)) {
+            *result = 4;
+            return NULL;
+        }
+        v_free(reused_blocks[i].p);
+    }
+    *result = reused_rounds(77);
+    /* Same thread pointer as the parent's thread: the case this mode is about (glibc
+     * does it; report it, do not require it). */
+    if (*result == 0 && pthread_equal(pthread_self(), reused_owner)) *result = -1;
+    return NULL;
+}
+
+static int mode_reused(int nforks) {
+    if (pthread_create(&reused_owner, NULL, reused_parent_thread, NULL)) FAILF("pthread_create");
+    pthread_mutex_lock(&reused_lock);
+    while (reused_ready != 1) pthread_cond_wait(&reused_cond, &reused_lock);
+    pthread_mutex_unlock(&reused_lock);
+    int same_tp = 0;
+    for (int f = 0; f < nforks; f++) {
+        int fds[2];
+        if (pipe(fds)) FAILF("pipe: %s", strerror(errno));
+        pid_t pid = fork();
+        if (pid < 0) FAILF("fork: %s", strerror(errno));
+        if (pid == 0) {
+            child_install_segv_handler();
+            close(fds[0]);
+            int result = 1;
+            pthread_t t;
+            if (pthread_create(&t, NULL, reused_child_thread, &result)) _exit(5);
+            pthread_join(t, NULL);
+            char same = result == -1;
+            if (result == -1) result = 0;
+            if (result != 0) _exit(result);
+            int r = reused_rounds(99);
+            if (r != 0) _exit(10 + r);
+            if (write(fds[1], &same, 1) != 1) _exit(6);
+            _exit(0);
+        }
+        close(fds[1]);
+        wait_child_ok(pid, f);
+        char same = 0;
+        if (read(fds[0], &same, 1) != 1) FAILF("child #%d reported nothing", f);
+        close(fds[0]);
+        same_tp += same;
+    }
+    atomic_store(&reused_stop, 1);
+    pthread_join(reused_owner, NULL);
+    for (int i = 0; i < REUSED_N; i++)
+        if (!intact(reused_blocks[i].p, reused_blocks[i].n, reused_blocks[i].seed))
+            FAILF("parent block %d corrupted", i);
+    for (int i = 0; i < REUSED_N; i++) v_free(reused_blocks[i].p);
+    printf("SUMMARY fork-reused forks=%d same_thread_pointer=%d failed=0\n", nforks, same_tp);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     mode = argc > 1 ? argv[1] : "";
@@ -648,6 +768,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "single")) return mode_single(n);
     if (!strcmp(mode, "brkrace")) return mode_brkrace(n);
     if (!strcmp(mode, "reclaim")) return mode_reclaim(n);
-    fprintf(stderr, "usage: fork threaded|single|brkrace|reclaim N\n");
+    if (!strcmp(mode, "reused")) return mode_reused(n);
+    fprintf(stderr, "usage: fork threaded|single|brkrace|reclaim|reused N\n");
     return 2;
 }
