@@ -298,9 +298,11 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
 pub unsafe fn free_slow(p: *mut u8) {
     // The common cases here first, for a small block checked as `owning_span` checks
     // it but without its messages: the calling thread's cache of its class is full
-    // (it flushes half); or the block is an orphan's (whose owner is 0, and which
-    // skips the caches), or another thread's while this thread has no cache open (no
-    // heap yet, or slow mode). Anything else, NULL included (NO_SPAN has no blocks),
+    // (it spills); the block is an orphan's (no owner heap; orphans skip the caches)
+    // or another thread's while this thread has no cache open for it (no heap yet,
+    // slow mode, a class over 16 KiB): onto its span's `thread_free`; the block is
+    // this thread's own and has no cache open: onto its span's free list. Anything
+    // else, NULL included (NO_SPAN has no blocks), and every free in the strict mode,
     // goes the long way below.
     // SAFETY: lookup_fast gives a live record (NO_SPAN at worst); a block start of a
     // small span lies in its mapped pages, so its first word is readable. The TLS heap
@@ -393,8 +395,8 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                 }
                 let heap = tls::heap();
                 if (*s).heap == heap {
-                    // Our own span, of a class with no cache (over 16 KiB) or while our
-                    // heap is in slow mode (its caches closed).
+                    // Our own span (the strict mode, which has no caches, and
+                    // free_sized come this way): onto its free list.
                     locked_keeping_errno(heap, |h| h.free_local(s, b));
                 } else {
                     thread_heap::free_remote(s, b);

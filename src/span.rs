@@ -92,7 +92,8 @@ impl Block {
     /// (`pagemap::base`, which address-space randomisation moves from run to run). A
     /// program has no reason to store that sum of two addresses in a block's first
     /// word (with oxmalloc mapped near the top of the address space, as shared
-    /// libraries are, it is not even a canonical address), and it is never 0, the
+    /// libraries are, it is not even a canonical address for a block in mapped memory
+    /// or in a position-independent program's heap), and it is never 0, the
     /// mark of LIST_END and of a block handed out. The free fast path has the map's
     /// address in a register already (it computes it for its lookup): the mark costs
     /// it one `add`.
@@ -115,10 +116,8 @@ impl Block {
     }
 }
 
-/// The end of every owner free list (`Span::free`). Its mark (0) matches no span, so
-/// the allocation fast path's mark check doubles as its empty-list check: a mismatch
-/// sends it to the slow path, which tells an empty list (this block) from a corrupted
-/// one (any other). Never written.
+/// The end of every owner free list (`Span::free`), which `pop_blocks` tells by its
+/// address. Its mark is 0, which no free block's is. Never written.
 pub static LIST_END: ListEnd = ListEnd(core::cell::UnsafeCell::new(Block { mark: 0, next: ptr::null_mut() }));
 
 #[repr(transparent)]
