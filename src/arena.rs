@@ -451,10 +451,11 @@ impl ArenaInner {
     ///
     /// A cached span is in state ORPHAN with `used == 0`, `cache_off` 0 and `bump` back
     /// at `start`, so a stray free into it takes the slow path, where `owning_span`
-    /// reports a pointer that was never allocated, not a corruption. (With its class's cache offset still in its pages' cache words,
-    /// the free fast path, which reads only those and the block's mark, took a
-    /// stray free of a block whose page was purged, mark 0, into the freeing thread's
-    /// cache, to be handed out again while another thread could carve the span.)
+    /// reports a pointer that was never allocated, not a corruption. (With its class's
+    /// cache offset still in its pages' cache words, the free fast path, which reads
+    /// only those and the block's mark, took a stray free of a block whose page was
+    /// purged, mark 0, into the freeing thread's cache, to be handed out again while
+    /// another thread could carve the span.)
     ///
     /// # Safety
     /// `s` is an empty small span of this arena's current generation, on no list.
