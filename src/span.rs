@@ -329,6 +329,13 @@ impl Span {
         (used - current as i32).max(0) as usize
     }
 
+    /// Does `addr` lie in the carved part of this small span (below `bump`)? What
+    /// `is_block_start` checks, but for the division.
+    #[inline]
+    pub fn in_carved(&self, addr: usize) -> bool {
+        addr.wrapping_sub(self.start) < self.bump.wrapping_sub(self.start)
+    }
+
     /// Does `addr` point at the start of a block of this small span that was handed
     /// out at least once (below `bump`)?
     #[inline]
