@@ -37,7 +37,16 @@ pub unsafe fn purge(s: &mut Span) -> usize {
     let carved = (s.bump - s.start) / size; // blocks below bump; the rest never used
     let mut free = [0u64; MAX_BLOCKS / 64];
     let mut b = s.free;
+    let mut listed = 0;
     while b != list_end() {
+        // A link overwritten after the free is reported, not followed: a block of this
+        // span, marked free, and no more of them than were carved (a block linked to
+        // itself passes the first two).
+        // SAFETY: `b` is read only once it is known to lie in the span's carved blocks.
+        if !s.is_block_start(b as usize) || !unsafe { Block::is_marked(b) } || listed == carved {
+            os::fatal_misuse("malloc", "corrupted free block (overflow or write after free) at", b as usize);
+        }
+        listed += 1;
         let i = (b as usize - s.start) / size;
         if let Some(w) = free.get_mut(i / 64) {
             *w |= 1 << (i % 64);

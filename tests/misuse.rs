@@ -138,6 +138,13 @@ fn a_link_overwritten_with_a_free_block_of_another_span_is_caught() {
     expect_abort("uaf-link", "malloc", "corrupted free block (overflow or write after free) at");
 }
 
+/// malloc_trim walks a span's free list to find its free pages: a link overwritten to
+/// point at its own block is reported there, not looped on.
+#[test]
+fn a_free_block_linked_to_itself_is_caught_by_malloc_trim() {
+    expect_abort("self-link-trim", "malloc", "corrupted free block (overflow or write after free) at");
+}
+
 // The strict mode (OXMALLOC_CHECK=1) catches what the default build lets through.
 
 const STRICT: &[(&str, &str)] = &[("OXMALLOC_CHECK", "1")];

@@ -29,6 +29,8 @@
  *                    then malloc until it comes back
  *   uaf-cached       write the first 8 bytes of a freed block while it is in the thread's
  *                    cache, then free more of its size until the caches send it back
+ *   self-link-trim   overwrite the link of a freed block on its span's free list with
+ *                    its own address, then malloc_trim(0) (which walks the list)
  *   uaf-link         overwrite the links (bytes 8..16) of freed blocks on their span's
  *                    free list with the address of a free block of another class (in
  *                    the thread's cache, marked free), then malloc until one comes back
@@ -208,6 +210,21 @@ int main(int argc, char **argv) {
             char *c = malloc(N);
             if (c == b) printf("malloc gave %p\n", (void *)c);
         }
+    } else if (!strcmp(m, "self-link-trim")) {
+        enum { M = 512 };
+        char *x[M];
+        for (int i = 0; i < M; i++) x[i] = malloc(200);
+        /* b and keep from the span the class allocates from (a span carved to its end
+         * waits on the full list, which malloc_trim does not purge), which keeps a live
+         * block: it is purged, not given back. */
+        char *b = malloc(200);
+        char *keep = opaque(malloc(200)); /* (opaque: a malloc+free pair may be elided) */
+        free(b); /* the oldest: it goes back to its span's free list as the cache spills */
+        for (int i = 0; i < M; i++) free(x[i]);
+        show(b);
+        memcpy(opaque(b + 8), &b, sizeof b); /* write after free: b's link -> b */
+        malloc_trim(0);
+        free(opaque(keep));
     } else if (!strcmp(m, "uaf-link")) {
         enum { M = 512 };
         char *x[M];
