@@ -1070,7 +1070,8 @@ fn give_back_whole_span(s: *mut Span) {
     // heap lock too).
     unsafe {
         let h = (*s).heap;
-        if h.is_null() || h == tls::heap() || !(*h).lock.try_lock() {
+        // The shared heap's lists are SHARED_LOCK's, not its `lock`'s.
+        if h.is_null() || h == tls::heap() || h == SHARED_HEAP.get() || !(*h).lock.try_lock() {
             return;
         }
         if (*s).heap == h && (*s).tf_state() == TF_NORMAL && !(*h).pinned.load(Ordering::SeqCst) {
