@@ -298,12 +298,12 @@ unsafe fn owning_span(p: *mut u8, op: &str) -> *mut Span {
 pub unsafe fn free_slow(p: *mut u8) {
     // The common cases here first, for a small block checked as `owning_span` checks
     // it but without its messages: the calling thread's cache of its class is full
-    // (it spills); the block is an orphan's (no owner heap; orphans skip the caches)
-    // or another thread's while this thread has no cache open for it (no heap yet,
-    // slow mode, a class over 16 KiB): onto its span's `thread_free`; the block is
-    // this thread's own and has no cache open: onto its span's free list. Anything
-    // else, NULL included (NO_SPAN has no blocks), and every free in the strict mode,
-    // goes the long way below.
+    // (it spills); the block is an orphan's (no owner heap; orphans skip the caches:
+    // onto its span's list under the arena lock, free_orphan) or another thread's
+    // while this thread has no cache open for it (no heap yet, slow mode, a class over
+    // 16 KiB): onto its span's `thread_free`; the block is this thread's own and has
+    // no cache open: onto its span's free list. Anything else, NULL included (NO_SPAN
+    // has no blocks), and every free in the strict mode, goes the long way below.
     // SAFETY: lookup_fast gives a live record (NO_SPAN at worst); a block start of a
     // small span lies in its mapped pages, so its first word is readable. The TLS heap
     // is valid; an open cache is the calling thread's own.

@@ -166,7 +166,7 @@ impl StaticSpan {
 
 /// What the page map keeps for the first page of a large block after it is unmapped,
 /// so that freeing it again is reported as a double free rather than as a pointer
-/// oxmalloc never returned (until another mapping there replaces the entry). Owner 0,
+/// oxmalloc never returned (until another mapping there replaces the entry). No owner,
 /// no blocks: the free fast path never touches it.
 pub static FREED_LARGE: StaticSpan = StaticSpan::new(Kind::Freed);
 

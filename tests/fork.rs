@@ -58,8 +58,9 @@ fn fork_while_another_thread_takes_spans_from_the_forking_heap() {
     fork_test("reclaim", "3", Preload::Oxmalloc);
 }
 
-/// A thread of the parent allocates (cached and uncached sizes) and waits while the
-/// main thread forks 20 times. In each child a new thread (on the dead thread's stack
+/// A thread of the parent allocates (cached and uncached sizes), then mallocs and frees
+/// 20 KiB blocks in a loop (holding its heap's lock part of the time) while the main
+/// thread forks 20 times. In each child a new thread (on the dead thread's stack
 /// and thread pointer, as glibc reuses it) frees those blocks and allocates, checks and
 /// frees rounds of the same sizes, then the child's main thread does the same: a
 /// thread must not take a dead thread's spans for its own because its thread pointer
