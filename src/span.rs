@@ -329,11 +329,12 @@ impl Span {
         (used - current as i32).max(0) as usize
     }
 
-    /// Does `addr` lie in the carved part of this small span (below `bump`)? What
-    /// `is_block_start` checks, but for the division.
+    /// Is `addr` 16-byte aligned (as every block is) and in the carved part of this
+    /// small span (below `bump`)? What `is_block_start` checks but for its division; the
+    /// first 16 bytes at such an address lie in the span.
     #[inline]
     pub fn in_carved(&self, addr: usize) -> bool {
-        addr.wrapping_sub(self.start) < self.bump.wrapping_sub(self.start)
+        addr & 15 == 0 && addr.wrapping_sub(self.start) < self.bump.wrapping_sub(self.start)
     }
 
     /// Does `addr` point at the start of a block of this small span that was handed
