@@ -340,13 +340,9 @@ pub unsafe fn free_slow(p: *mut u8) {
             if (*span).cache_off != 0 && (&(*heap).caches)[(*span).class as usize].is_open() {
                 return locked_keeping_errno(heap, |h| h.free_to_full_cache(span, p.cast()));
             }
-            // No syscall here (an orphan's free, which may, keeps errno itself).
-            if (*span).heap != heap {
-                return thread_heap::free_remote(span, p.cast());
-            }
-            // Our own span, of a class with no cache (over 16 KiB) or while our heap is
-            // in slow mode: onto its free list, without checking the block again below.
-            return locked_keeping_errno(heap, |h| h.free_local(span, p.cast()));
+            // A class with no cache (over 16 KiB), or no cache open: without checking
+            // the block again below.
+            return free_uncached(heap, span, p.cast());
         }
     }
     if p.is_null() {
@@ -379,6 +375,25 @@ unsafe fn locked_keeping_errno(heap: *mut ThreadHeap, f: impl FnOnce(&mut Thread
     os::set_errno(saved);
 }
 
+/// Frees block `b` of the small span `s` past the caches: onto its span's free list
+/// if the span is the calling thread's heap's (`heap`), else as another thread's
+/// block (`free_remote`). Keeps errno.
+///
+/// # Safety
+/// `heap` is the calling thread's heap (`tls::heap()`, or the one it just got), not
+/// locked by it; `b` is an out block of `s`, checked (a block start, not marked free).
+unsafe fn free_uncached(heap: *mut ThreadHeap, s: *mut Span, b: *mut Block) {
+    // SAFETY: per the contract; a span whose heap is the caller's is the caller's.
+    unsafe {
+        if (*s).heap == heap {
+            locked_keeping_errno(heap, |h| h.free_local(s, b));
+        } else {
+            // No syscall here (an orphan's free, which may, keeps errno itself).
+            thread_heap::free_remote(s, b);
+        }
+    }
+}
+
 /// Frees `p`, validated by `owning_span` as a live block of `span`.
 unsafe fn free_checked(p: *mut u8, span: *mut Span) {
     // SAFETY: per the contract.
@@ -393,14 +408,8 @@ unsafe fn free_checked(p: *mut u8, span: *mut Span) {
                         return;
                     }
                 }
-                let heap = tls::heap();
-                if (*s).heap == heap {
-                    // Our own span (the strict mode, which has no caches, and
-                    // free_sized come this way): onto its free list.
-                    locked_keeping_errno(heap, |h| h.free_local(s, b));
-                } else {
-                    thread_heap::free_remote(s, b);
-                }
+                // (The strict mode, which has no caches, and free_sized come this way.)
+                free_uncached(tls::heap(), s, b);
             }
             Kind::Big => big_free(span),
             Kind::Large => large::free(span),
